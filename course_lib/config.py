@@ -1,0 +1,42 @@
+"""Day 1: fast mode, the one switch between small (CI) and full (book) settings.
+
+Every notebook's papermill ``parameters`` cell reads :func:`fast_mode` to choose its
+sizes, so ``COURSE_FAST=1`` makes the whole course run in minutes, while papermill's
+``-p name value`` still overrides any single parameter.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TypeVar
+
+T = TypeVar("T")
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"", "0", "false", "no", "off"}
+
+
+def fast_mode() -> bool:
+    """True when ``COURSE_FAST`` asks for small settings (``1``, ``true``, ``yes``, ``on``).
+
+    >>> import os; os.environ["COURSE_FAST"] = "1"; fast_mode()
+    True
+    """
+    value = os.environ.get("COURSE_FAST", "").strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ValueError(
+        f"COURSE_FAST={value!r} is not understood: set it to 1 for small settings "
+        "or 0 (or leave it unset) for full ones."
+    )
+
+
+def pick(full: T, fast: T) -> T:
+    """Return ``fast`` in fast mode and ``full`` otherwise.
+
+    >>> pick(full=5000, fast=50)  # with COURSE_FAST unset
+    5000
+    """
+    return fast if fast_mode() else full
