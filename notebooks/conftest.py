@@ -1,0 +1,14 @@
+"""nbval runs every notebook in fast mode unless COURSE_FAST is already set.
+
+The kernels nbval starts inherit this process's environment, so setting the variable
+here is enough. A relative COURSE_DATA_MIRROR is made absolute, since each kernel runs
+inside notebooks/.
+"""
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("COURSE_FAST", "1")
+_mirror = os.environ.get("COURSE_DATA_MIRROR", "").strip()
+if _mirror and not Path(_mirror).is_absolute():
+    os.environ["COURSE_DATA_MIRROR"] = str(Path(_mirror).resolve())
