@@ -1,0 +1,31 @@
+"""Day 17: tokenizers — characters, and byte-level BPE trained from scratch.
+
+>>> from course_lib.tokenizers import BPETokenizer, CharTokenizer
+>>> text = "To be, or not to be, that is the question."
+>>> CharTokenizer.from_text(text).vocab_size         # distinct characters
+16
+>>> bpe = BPETokenizer.train(text, vocab_size=270, pattern="gpt2", special_tokens=["<|endoftext|>"])
+>>> bpe.decode(bpe.encode("To be, or not to be")) == "To be, or not to be"
+True
+>>> bpe.to_hf().encode("To be<|endoftext|>").ids == bpe.encode("To be<|endoftext|>")
+True
+"""
+
+from course_lib.tokenizers.base import Tokenizer
+from course_lib.tokenizers.bpe import BPETokenizer
+from course_lib.tokenizers.char import CharTokenizer
+from course_lib.tokenizers.hf_export import bytes_to_unicode, to_hf, token_from_str, token_to_str
+from course_lib.tokenizers.patterns import (
+    GPT2_SPLIT_PATTERN,
+    GPT4_SPLIT_PATTERN,
+    resolve_pattern,
+    split_special,
+    split_text,
+)
+from course_lib.tokenizers.train import BPETrainResult, get_stats, merge, train_bpe
+
+__all__ = [
+    "GPT2_SPLIT_PATTERN", "GPT4_SPLIT_PATTERN", "BPETokenizer", "BPETrainResult", "CharTokenizer",
+    "Tokenizer", "bytes_to_unicode", "get_stats", "merge", "resolve_pattern", "split_special",
+    "split_text", "to_hf", "token_from_str", "token_to_str", "train_bpe",
+]  # fmt: skip
