@@ -1,6 +1,5 @@
 """nbval runs every notebook in fast mode unless COURSE_FAST is already set.
 
-
 The kernels nbval starts inherit this process's environment, so setting the variable
 here is enough. A relative COURSE_DATA_MIRROR is made absolute, since each kernel runs
 inside notebooks/.
