@@ -1,0 +1,126 @@
+"""Day 21: the command line, ``python -m course_lib train|generate|chat|info|bench``.
+
+    python -m course_lib train --preset shakespeare-char-cpu --out runs/char
+    python -m course_lib generate --ckpt runs/char --prompt "ROMEO:" --max-new-tokens 300
+    python -m course_lib chat --ckpt runs/char
+    python -m course_lib info --ckpt runs/char/ckpt-003000
+    python -m course_lib bench --quick
+
+This module only builds the parser and dispatches; each command lives in its own module
+(``train``, ``generate`` for generate and chat, ``info``, ``bench``), imported when used so
+that ``--help`` answers at once. A mistake on the command line, a bad checkpoint or a
+missing data set ends with exit code 2 and one paragraph saying what to do, no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+from course_lib.presets import ARCHS, PRESETS, TOKENIZERS, Recipe
+
+
+class UsageError(Exception):
+    """A mistake on the command line: reported in one paragraph, exit code 2."""
+
+_D = Recipe()  # the defaults shown in --help
+
+
+def _train_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a GPT on a text corpus",
+                       description="Train a GPT; flags override the preset (default: shakespeare-char-cpu).")
+    p.add_argument("--preset", help=f"a tuned recipe: {', '.join(PRESETS)}")
+    p.add_argument("--list-presets", action="store_true", help="print the presets and their settings, then exit")
+    p.add_argument("--out", help="run folder for checkpoints, tokenizer.json, run.json, metrics.json "
+                                 "(default: runs/PRESET)")
+    p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
+    p.add_argument("--overwrite", action="store_true", help="replace the previous run in a non-empty --out")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar: one line per evaluation")
+    p.add_argument("--device", help="cuda, cuda:N, mps or cpu (default: the best available)")
+    g = p.add_argument_group("data and tokenizer")
+    g.add_argument("--dataset", help=f"text corpus (default {_D.dataset})")
+    g.add_argument("--tokenizer", choices=TOKENIZERS, help=f"(default {_D.tokenizer})")
+    g.add_argument("--vocab-size", type=int, help="BPE vocabulary size, at least 257 (bpe only)")
+    g = p.add_argument_group("model")
+    g.add_argument("--arch", choices=ARCHS, help=f"GPT-2 (classic) or Llama (modern) layout (default {_D.arch})")
+    for flag, kind in (("n-layer", int), ("n-head", int), ("n-embd", int), ("block-size", int),
+                       ("dropout", float)):  # fmt: skip
+        g.add_argument(f"--{flag}", type=kind, help=f"(default {getattr(_D, flag.replace('-', '_'))})")
+    g.add_argument("--n-kv-head", type=int, help="key/value heads (default: classic n_head, modern n_head // 2)")
+    g.add_argument("--bias", action=argparse.BooleanOptionalAction, help="biases in Linear and norm layers "
+                                                                          "(default: classic yes, modern no)")
+    g = p.add_argument_group("optimisation")
+    for flag, kind in (("batch-size", int), ("max-iters", int), ("lr", float), ("min-lr", float),
+                       ("warmup-iters", int), ("weight-decay", float), ("beta2", float), ("grad-clip", float),
+                       ("eval-interval", int), ("eval-iters", int), ("seed", int)):  # fmt: skip
+        g.add_argument(f"--{flag}", type=kind, help=f"(default {getattr(_D, flag.replace('-', '_'))})")
+
+
+def _sampling_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--ckpt", required=True, help="a run folder (its best checkpoint) or a ckpt-XXXXXX folder")
+    p.add_argument("--max-new-tokens", type=int, default=200, help="tokens to generate (default 200)")
+    p.add_argument("--temperature", type=float, default=0.8, help="0 = greedy (default 0.8)")
+    p.add_argument("--top-k", type=int, help="sample among the k most likely tokens only")
+    p.add_argument("--top-p", type=float, help="sample from the smallest set with probability >= p")
+    p.add_argument("--seed", type=int, help="seed the sampler for a repeatable output")
+    p.add_argument("--no-cache", action="store_true", help="recompute every step instead of using the KV-cache")
+    p.add_argument("--device", help="cuda, cuda:N, mps or cpu (default: the best available)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``python -m course_lib`` parser with its five subcommands."""
+    parser = argparse.ArgumentParser(
+        prog="course" if os.path.basename(sys.argv[0]) == "course" else "python -m course_lib",
+        description="Train a GPT, sample from it, chat with it, inspect a checkpoint, run the benchmarks.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _train_parser(sub)
+    gen = sub.add_parser("generate", help="sample text from a checkpoint, streamed as it is produced")
+    _sampling_flags(gen)
+    gen.add_argument("--prompt", default="\n", help="text to continue (default: a newline)")
+    chat = sub.add_parser("chat", help="an interactive loop: each line you type is continued by the model")
+    _sampling_flags(chat)
+    info = sub.add_parser("info", help="print a checkpoint's metadata and model summary")
+    info.add_argument("--ckpt", required=True, help="a run folder (its best checkpoint) or a ckpt-XXXXXX folder")
+    info.add_argument("--device", help="where to run the summary's forward pass (default: cpu)")
+    bench = sub.add_parser("bench", help="run the repository's bench/bench_*.py scripts")
+    bench.add_argument("--quick", action="store_true", help="pass --quick to every script")
+    return parser
+
+
+def _command(name: str) -> Callable[[argparse.Namespace], int]:
+    if name == "train":
+        from course_lib.cli.train import run
+    elif name in ("generate", "chat"):
+        from course_lib.cli import generate as module
+
+        run = module.run_generate if name == "generate" else module.run_chat
+    elif name == "info":
+        from course_lib.cli.info import run
+    else:
+        from course_lib.cli.bench import run
+    return run
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv`` (default: ``sys.argv[1:]``), run the command, return the exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # --help (0) or an argparse error (2, message already printed)
+        return int(exit_.code or 0)
+    from course_lib.checkpoint import CheckpointError
+    from course_lib.data import DataError
+
+    try:
+        return _command(args.command)(args)
+    except (UsageError, CheckpointError, DataError) as err:
+        print(f"{parser.prog} {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # stdout piped into a program that stopped reading (e.g. head)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 1
+    except KeyboardInterrupt:
+        print(f"\n{parser.prog} {args.command}: interrupted", file=sys.stderr)
+        return 130

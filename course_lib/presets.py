@@ -1,0 +1,103 @@
+"""Day 21: the course's training recipes, each a named, complete set of settings.
+
+A :class:`Recipe` holds everything ``python -m course_lib train`` needs: the data, the
+tokenizer, the model shape and the optimisation settings. :data:`PRESETS` names the
+recipes the course uses; explicit command-line flags override a preset's values:
+
+    python -m course_lib train --preset shakespeare-char-cpu --max-iters 500
+
+>>> PRESETS["shakespeare-char-nanogpt"].block_size
+64
+>>> dataclasses.replace(PRESETS["shakespeare-char-cpu"], max_iters=500).max_iters
+500
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+ARCHS = ("classic", "modern")  # GPTConfig.classic (GPT-2) or GPTConfig.modern (Llama)
+TOKENIZERS = ("char", "bpe")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """One training run, fully specified. The defaults are the course's first CPU recipe."""
+
+    description: str = "a small character-level GPT on tiny Shakespeare, sized for a laptop CPU"
+    # --- data and tokenizer
+    dataset: str = "tinyshakespeare"  # a registered text corpus, split 90% train / 10% validation
+    tokenizer: str = "char"  # "char" (one id per character) or "bpe" (byte-level BPE)
+    vocab_size: int | None = None  # BPE only: 256 byte tokens + merges; char: set by the text
+    # --- model (see course_lib.model.GPTConfig)
+    arch: str = "classic"  # "classic" (GPT-2 layout) or "modern" (Llama layout)
+    n_layer: int = 4  # transformer blocks
+    n_head: int = 4  # attention heads: 32 dims each at width 128
+    n_kv_head: int | None = None  # key/value heads; None: the arch's default (modern: n_head // 2)
+    n_embd: int = 128  # width of the residual stream
+    block_size: int = 128  # context length in tokens
+    dropout: float = 0.0  # a 3,000-step run on a million characters barely overfits
+    bias: bool | None = None  # biases in Linear and norms; None: the arch's default (classic yes)
+    # --- optimisation (see course_lib.schedule.TrainConfig)
+    batch_size: int = 32  # windows per step: 32 x 128 = 4,096 tokens
+    max_iters: int = 3000  # optimisation steps
+    lr: float = 2e-3  # peak learning rate; a small model tolerates a large one
+    min_lr: float = 2e-4  # end of the cosine decay, lr / 10
+    warmup_iters: int = 100  # linear warm-up steps
+    weight_decay: float = 0.1  # AdamW decay on matrices and embeddings
+    beta2: float = 0.99  # AdamW's second-moment decay; 0.99 suits small batches (nanoGPT)
+    grad_clip: float = 1.0  # max gradient norm; 0 turns clipping off
+    eval_interval: int = 250  # steps between evaluations (and checkpoints)
+    eval_iters: int = 40  # batches per split in each loss estimate
+    seed: int = 1337  # model initialisation and batch draws
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict of the fields (JSON-ready)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Recipe:
+        """Inverse of :meth:`to_dict`; unknown keys raise a ValueError naming the valid ones."""
+        valid = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(data) - set(valid))
+        if unknown:
+            raise ValueError(f"unknown recipe field(s) {unknown}; valid fields are: {', '.join(valid)}")
+        return cls(**data)
+
+
+PRESETS: dict[str, Recipe] = {
+    "shakespeare-char-cpu": Recipe(),
+    # nanoGPT's README command for a CPU, on top of config/train_shakespeare_char.py and
+    # train.py's defaults: bias=False, beta2=0.99, weight_decay=0.1, grad_clip=1.0,
+    # lr_decay_iters = max_iters = 2000, gradient_accumulation_steps=1, eval_interval=250.
+    "shakespeare-char-nanogpt": Recipe(
+        description="nanoGPT's CPU recipe for Shakespeare characters, setting for setting",
+        arch="classic",
+        n_layer=4,
+        n_head=4,
+        n_embd=128,
+        block_size=64,
+        dropout=0.0,
+        bias=False,
+        batch_size=12,
+        max_iters=2000,
+        lr=1e-3,
+        min_lr=1e-4,
+        warmup_iters=100,
+        weight_decay=0.1,
+        beta2=0.99,
+        grad_clip=1.0,
+        eval_interval=250,
+        eval_iters=20,
+        seed=1337,
+    ),
+}
+
+
+def get_preset(name: str) -> Recipe:
+    """The recipe called ``name``; an unknown name raises a KeyError listing the known ones."""
+    if name not in PRESETS:
+        raise KeyError(f"unknown preset {name!r}: choose one of {', '.join(sorted(PRESETS))}")
+    return PRESETS[name]
