@@ -1,0 +1,222 @@
+"""The shared yardstick: units, per-character normalisation, persistence and the split."""
+
+import json
+import math
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from course_lib.lm_eval import (
+    Result,
+    ResultsTable,
+    load_results,
+    nats_per_char,
+    ngram_results,
+    record_result,
+    results_path,
+    shakespeare_splits,
+)
+from course_lib.data import load_text
+from course_lib.ngram import NGramModel
+
+
+@pytest.fixture
+def data_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("COURSE_FAST", "1")
+    return tmp_path
+
+
+# ---------------------------------------------------------------- units
+@pytest.mark.parametrize("nats", [0.0, 0.5, math.log(2), 1.5662, math.log(65)])
+def test_bits_and_perplexity_are_conversions_of_nats(nats):
+    r = Result("m", 16, nats)
+    assert r.bits_per_char == pytest.approx(nats / math.log(2), rel=1e-12)
+    assert r.perplexity == pytest.approx(math.exp(nats), rel=1e-12)
+    # the same numbers from torch, in base 2 directly
+    p = torch.tensor(math.exp(-nats), dtype=torch.float64)  # a model giving every char this probability
+    assert r.bits_per_char == pytest.approx(-torch.log2(p).item(), abs=1e-12)
+
+
+def test_one_bit_per_char_is_a_coin_flip():
+    r = Result("fair coin", 16, math.log(2))
+    assert r.bits_per_char == pytest.approx(1.0)
+    assert r.perplexity == pytest.approx(2.0)
+
+
+def test_uniform_model_over_65_chars_has_perplexity_65():
+    logits = torch.zeros(10, 65)  # (N, V) uniform
+    targets = torch.randint(0, 65, (10,), generator=torch.Generator().manual_seed(0))
+    ce = torch.nn.functional.cross_entropy(logits.double(), targets).item()
+    assert Result("uniform", 16, ce).perplexity == pytest.approx(65.0, rel=1e-12)
+
+
+# ---------------------------------------------------------------- per-character normalisation
+def test_token_model_is_normalised_per_character_by_hand():
+    # text "the cat" (7 chars) cut into tokens "the", " cat" with probabilities 1/4 and 1/8:
+    # total = ln 4 + ln 8 = 5 ln 2 nats over 7 characters -> 5/7 bits per character
+    total = -math.log(1 / 4) - math.log(1 / 8)
+    r = Result.from_total_nats("token model", 17, total, n_chars=len("the cat"))
+    assert r.nats_per_char == pytest.approx(5 * math.log(2) / 7)
+    assert r.bits_per_char == pytest.approx(5 / 7)
+    # per token it would be 2.5 bits: the yardstick, not the model, changed
+    assert total / 2 / math.log(2) == pytest.approx(2.5)
+
+
+def test_character_model_per_char_equals_its_mean_cross_entropy():
+    g = torch.Generator().manual_seed(1)
+    logits, y = torch.randn(50, 5, generator=g, dtype=torch.float64), torch.randint(0, 5, (50,), generator=g)
+    total = torch.nn.functional.cross_entropy(logits, y, reduction="sum").item()
+    mean = torch.nn.functional.cross_entropy(logits, y).item()
+    assert nats_per_char(total, 50) == pytest.approx(mean, rel=1e-12)
+
+
+@pytest.mark.parametrize("bad", [dict(total_nats=-1.0, n_chars=3), dict(total_nats=math.inf, n_chars=3),
+                                 dict(total_nats=1.0, n_chars=0)])  # fmt: skip
+def test_nats_per_char_rejects_bad_input(bad):
+    with pytest.raises(ValueError):
+        nats_per_char(**bad)
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    (dict(model="", day=16, nats_per_char=1.0), "non-empty"),
+    (dict(model="m", day=0, nats_per_char=1.0), "day"),
+    (dict(model="m", day=16, nats_per_char=math.inf), "smoothing"),
+    (dict(model="m", day=16, nats_per_char=-0.1), ">= 0"),
+    (dict(model="m", day=16, nats_per_char=1.0, n_params=-3), "n_params"),
+])  # fmt: skip
+def test_result_rejects_bad_fields_with_a_clear_message(kwargs, words):
+    with pytest.raises(ValueError, match=words):
+        Result(**kwargs)
+
+
+# ---------------------------------------------------------------- the table
+def test_table_sorts_worst_first_and_replaces_by_name():
+    t = ResultsTable.of([Result("a", 15, 2.0), Result("b", 19, 1.5), Result("c", 16, 3.0)])
+    assert [r.model for r in t.rows] == ["c", "a", "b"]
+    t.add(Result("c", 16, 1.0))  # the same name again: replaced, not added
+    assert len(t) == 3 and [r.model for r in t.rows] == ["a", "b", "c"]
+    assert t["c"].nats_per_char == 1.0 and "zzz" not in t
+
+
+def test_markdown_and_html_show_every_row():
+    t = ResultsTable.of([Result("x|y", 15, math.log(2), 10, "a <note>"), Result("z", 16, 1.0)])
+    md = t.to_markdown().splitlines()
+    assert md[0].startswith("| model |") and len(md) == 2 + 2
+    assert "x\\|y" in md[3] and "1.000" in md[3] and "2.00" in md[3]  # 1 bit, perplexity 2
+    page = t._repr_html_()
+    assert page.count("<tr>") == 3 and "a &lt;note&gt;" in page
+
+
+def test_plot_returns_a_figure_with_one_bar_per_model():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    t = ResultsTable.of([Result("a", 15, 2.0), Result("b", 19, math.log(2))])
+    fig, ax = plt.subplots()
+    assert t.plot(ax=ax) is fig
+    widths = sorted(p.get_width() for p in ax.patches)
+    assert widths == pytest.approx([1.0, 2.0 / math.log(2)])
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------- persistence
+def test_record_and_load_round_trip_in_a_temporary_data_dir(data_dir):
+    assert len(load_results()) == 0
+    path = record_result(Result("bigram", 15, 2.5, 4225, "counts"))
+    assert path == data_dir / "results" / "lm_results_fast.json"
+    record_result(Result("mlp", 19, 1.9, 12_000))
+    record_result(Result("bigram", 15, 2.4, 4225, "re-run"))  # replaces the row
+    table = load_results()
+    assert [r.model for r in table.rows] == ["bigram", "mlp"]
+    assert table["bigram"] == Result("bigram", 15, 2.4, 4225, "re-run")
+    on_disk = json.loads(path.read_text())
+    assert {row["model"] for row in on_disk["results"]} == {"bigram", "mlp"}
+    leftovers = [p.name for p in path.parent.iterdir() if p.name.endswith(".tmp")]
+    assert leftovers == []
+
+
+def test_fast_and_full_modes_keep_separate_files(data_dir, monkeypatch):
+    record_result(Result("fast one", 16, 2.0))
+    monkeypatch.setenv("COURSE_FAST", "0")
+    assert results_path().name == "lm_results_full.json" and len(load_results()) == 0
+    record_result(Result("full one", 16, 1.0))
+    assert [r.model for r in load_results()] == ["full one"]
+    assert [r.model for r in load_results("fast")] == ["fast one"]
+
+
+def test_a_failed_write_leaves_the_old_file_intact(data_dir, monkeypatch):
+    path = record_result(Result("kept", 16, 2.0))
+    before = path.read_text()
+
+    def broken_dump(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(json, "dump", broken_dump)
+    with pytest.raises(OSError, match="disk full"):
+        record_result(Result("lost", 16, 1.0))
+    assert path.read_text() == before
+    assert [p.name for p in path.parent.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_concurrent_recorders_lose_no_row(data_dir):
+    threads = [threading.Thread(target=record_result, args=(Result(f"m{i}", 16, 1.0 + i / 10),)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(r.model for r in load_results()) == [f"m{i}" for i in range(8)]
+
+
+def test_corrupt_results_file_gives_a_clear_error(data_dir):
+    path = results_path()
+    path.parent.mkdir(parents=True)
+    path.write_text("{not json")
+    with pytest.raises(ValueError, match="delete it"):
+        load_results()
+
+
+def test_bad_mode_is_refused():
+    with pytest.raises(ValueError, match="'fast', 'full'"):
+        results_path("medium")
+
+
+# ---------------------------------------------------------------- the split and the n-gram rows
+def test_split_sizes_are_the_course_convention():
+    train, val = shakespeare_splits()
+    assert len(train) + len(val) == 1_115_394
+    assert len(val) == 111_539 == round(0.1 * 1_115_394)
+    assert len(train) == 1_003_855
+    text = load_text("tinyshakespeare")
+    assert train == text[:1_003_855] and val == text[1_003_855:]  # contiguous: the last 10%
+
+
+def test_ngram_results_score_the_same_characters_as_evaluate_perplexity():
+    # a bigram with add-1 from scratch (numpy counts) on a training prefix, scoring val[1:]
+    train, val = shakespeare_splits()
+    train = train[:20_000]
+    vocab = sorted(set(shakespeare_splits()[0]) | set(val))
+    ids = {c: i for i, c in enumerate(vocab)}
+    t = np.array([ids[c] for c in train])
+    v = np.array([ids[c] for c in val])
+    counts = np.zeros((len(vocab), len(vocab)))  # (65, 65)
+    np.add.at(counts, (t[:-1], t[1:]), 1)
+    P = (counts + 1) / (counts.sum(axis=1, keepdims=True) + len(vocab))  # (65, 65)
+    expected = -np.log(P[v[:-1], v[1:]]).mean()  # every validation char after the first
+    [r] = ngram_results(orders=(2,), smoothing="add-k", k=1.0, train_chars=20_000)
+    assert r.model == "2-gram (add-1)" and r.day == 15
+    assert r.nats_per_char == pytest.approx(expected, rel=1e-10)
+    assert r.n_params == len(set(train)) + len({train[i : i + 2] for i in range(len(train) - 1)})
+
+
+def test_ngram_results_kneser_ney_improve_with_order_and_match_the_model():
+    train, val = shakespeare_splits()
+    rows = ngram_results(orders=(1, 3), train_chars=100_000)
+    assert [r.model for r in rows] == ["1-gram (kneser-ney)", "3-gram (kneser-ney)"]
+    assert rows[1].nats_per_char < rows[0].nats_per_char < math.log(65)
+    lm = NGramModel(3, smoothing="kneser-ney").fit(train[:100_000], vocab=sorted(set(train) | set(val)))
+    assert rows[1].nats_per_char == pytest.approx(-lm.token_log_probs(val)[1:].mean(), rel=1e-12)
