@@ -1,0 +1,156 @@
+"""Day 21: a sampling playground: see how temperature, top-k and top-p reshape the next token.
+
+    playground = sampling_playground(model, tokenizer, "ROMEO:")
+    playground                          # displays in a notebook
+    playground.top_k_slider.value = 5
+    playground.current_probs            # (V,) numpy: the distribution sampling now uses
+    playground.sample()                 # 200 new tokens with these settings
+
+The bars show the 20 most likely next tokens: pale = softmax(logits / temperature)
+before filtering, dark = what is left after top-k and top-p (renormalised), exactly
+as :func:`course_lib.model.generation.filter_logits` and ``model.generate`` do it.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+import ipywidgets as widgets
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from course_lib.model.generation import filter_logits
+from course_lib.widgets._render import hbar_html, token_labels
+
+N_BARS = 20
+
+
+class SamplingPlayground(widgets.VBox):
+    """The widget returned by :func:`sampling_playground`.
+
+    Controls: ``prompt_input``, ``temperature_slider`` (0 = greedy), ``top_k_slider``
+    (0 = off), ``top_p_slider`` (1 = off), ``sample_button``. State: ``current_probs`` (V,),
+    ``before_filter`` (V,) the tempered distribution before top-k/top-p, ``last_sample``.
+    """
+
+    def __init__(self, model: nn.Module, tokenizer: Any, prompt: str, seed: int, max_new_tokens: int) -> None:
+        self.model, self.tokenizer, self.max_new_tokens = model, tokenizer, max_new_tokens
+        self.device = next(model.parameters()).device
+        self.generator = torch.Generator(device=self.device).manual_seed(seed)
+        V = tokenizer.vocab_size
+        self.current_probs = np.zeros(V)
+        self.before_filter = np.zeros(V)
+        self.last_sample = ""
+        self.error = ""
+        layout = widgets.Layout(width="360px")
+        self.prompt_input = widgets.Textarea(value=prompt, description="prompt", continuous_update=False,
+                                             layout=widgets.Layout(width="640px", height="60px"))  # fmt: skip
+        self.temperature_slider = widgets.FloatSlider(1.0, min=0.0, max=2.0, step=0.05, description="temperature",
+                                                      layout=layout, tooltip="0 = always the most likely token")
+        self.top_k_slider = widgets.IntSlider(0, min=0, max=V, description="top-k", layout=layout)
+        self.top_p_slider = widgets.FloatSlider(1.0, min=0.05, max=1.0, step=0.05, description="top-p", layout=layout)
+        self.sample_button = widgets.Button(description=f"sample {max_new_tokens} tokens", icon="play")
+        self.summary = widgets.HTML()
+        self.chart = widgets.HTML()
+        self.output = widgets.HTML()
+        super().__init__([
+            self.prompt_input,
+            widgets.HBox([widgets.VBox([self.temperature_slider, self.top_k_slider, self.top_p_slider]),
+                          self.sample_button]),
+            self.summary, self.chart, self.output,
+        ])  # fmt: skip
+        for control in (self.prompt_input, self.temperature_slider, self.top_k_slider, self.top_p_slider):
+            control.observe(lambda _: self._update(), names="value")
+        self.sample_button.on_click(lambda _: self.sample())
+        self._update()
+
+    # -- settings as generate() takes them ---------------------------------------------
+    @property
+    def settings(self) -> dict[str, Any]:
+        """temperature, top_k and top_p as ``model.generate`` takes them (None = off)."""
+        k, p = self.top_k_slider.value, self.top_p_slider.value
+        return {"temperature": float(self.temperature_slider.value),
+                "top_k": int(k) if k > 0 else None, "top_p": float(p) if p < 1.0 else None}  # fmt: skip
+
+    def _prompt_ids(self) -> torch.Tensor:
+        """The prompt as (1, T) ids, cropped to the model's last block_size tokens."""
+        ids = self.tokenizer.encode(self.prompt_input.value)
+        if not ids:
+            raise ValueError("the prompt is empty: type at least one character")
+        block = getattr(getattr(self.model, "config", None), "block_size", len(ids))
+        return torch.tensor([ids[-block:]], dtype=torch.long, device=self.device)  # (1, T)
+
+    @torch.no_grad()
+    def _next_logits(self, idx: torch.Tensor) -> torch.Tensor:
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            logits = self.model(idx)[0]  # (1, T, V)
+        finally:
+            self.model.train(was_training)
+        return logits[:, -1, :].float()  # (1, V)
+
+    # -- updates ------------------------------------------------------------------------
+    def _update(self) -> None:
+        try:
+            idx = self._prompt_ids()
+        except ValueError as err:
+            self.error = str(err)
+            self.summary.value = f'<span style="color:#b00">{html.escape(self.error)}</span>'
+            return
+        self.error = ""
+        logits = self._next_logits(idx)  # (1, V)
+        s = self.settings
+        if s["temperature"] == 0:  # greedy: all the mass on the most likely token
+            before = F.one_hot(logits.argmax(-1), logits.size(-1)).float()  # (1, V)
+            after = before
+        else:
+            tempered = logits / s["temperature"]  # (1, V)
+            before = F.softmax(tempered, dim=-1)  # (1, V)
+            after = F.softmax(filter_logits(tempered, s["top_k"], s["top_p"]), dim=-1)  # (1, V)
+        self.before_filter = before[0].cpu().numpy()
+        self.current_probs = after[0].cpu().numpy()
+        self._draw()
+
+    def _draw(self) -> None:
+        p, b = self.current_probs, self.before_filter
+        order = np.argsort(-b, kind="stable")[:N_BARS]  # the most likely before filtering
+        labels = token_labels(self.tokenizer, order.tolist())
+        kept = int((p > 0).sum())
+        nz = p[p > 0]
+        entropy = float(-(nz * np.log2(nz)).sum())
+        self.summary.value = (
+            f"<small>next token after {html.escape(repr(self.prompt_input.value[-30:]))}: "
+            f"{kept} of {p.size} tokens can be drawn; entropy {entropy:.2f} bits. "
+            "Pale bars: before top-k/top-p; dark bars: after (renormalised).</small>"
+        )
+        self.chart.value = hbar_html(labels, p[order].tolist(), ghost=b[order].tolist())
+
+    def sample(self) -> str:
+        """Generate ``max_new_tokens`` tokens after the prompt with the current settings; return them."""
+        try:
+            idx = self._prompt_ids()
+        except ValueError as err:
+            self.error = str(err)
+            self.output.value = f'<span style="color:#b00">{html.escape(self.error)}</span>'
+            return ""
+        out = self.model.generate(idx, self.max_new_tokens, generator=self.generator, **self.settings)  # (1, T + n)
+        self.last_sample = self.tokenizer.decode(out[0, idx.size(1) :].tolist())
+        self.output.value = (
+            '<pre style="white-space:pre-wrap;font-size:12px;border-left:3px solid #2171b5;padding-left:8px">'
+            f"<b>{html.escape(self.prompt_input.value)}</b>{html.escape(self.last_sample)}</pre>"
+        )
+        return self.last_sample
+
+
+def sampling_playground(
+    model: nn.Module, tokenizer: Any, prompt: str = "ROMEO:", *, seed: int = 0, max_new_tokens: int = 200
+) -> SamplingPlayground:
+    """A widget with temperature / top-k / top-p sliders, the next-token bars and a sample button.
+
+    ``seed`` seeds the generator the sample button draws from, so a run of clicks repeats.
+    """
+    return SamplingPlayground(model, tokenizer, prompt, seed, max_new_tokens)
