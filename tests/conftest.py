@@ -1,13 +1,17 @@
 """Shared test settings.
 
-Under pytest-xdist every worker is its own process; with torch's default of one thread
-per core, two workers on a 2-core machine oversubscribe the CPU and small-tensor tests
-slow down many times over. Each worker therefore computes on one thread.
+The unit tests use tiny tensors, which gain nothing from threads; under pytest-xdist two
+workers on a 2-core machine would also fight over the cores and slow small-tensor work
+many times over. Every test therefore computes on one thread (restored afterwards).
 """
 
-import os
-
+import pytest
 import torch
 
-if os.environ.get("PYTEST_XDIST_WORKER"):
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
     torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -12,15 +12,6 @@ import torch.nn.functional as F
 from course_lib.model import GPT, GPTConfig, KVCache, filter_logits, sample_next
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors gain nothing from threads, and on a busy machine threads fight; restore after."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 # init_std=0.3 makes the next-token distributions peaked, so greedy text is not one repeated token
 TINY = dict(vocab_size=29, block_size=16, n_layer=2, n_head=4, n_embd=32, init_std=0.3)
 CONFIGS = {

@@ -11,15 +11,6 @@ from course_lib.hf import from_pretrained, from_transformers, to_transformers  #
 from course_lib.model import GPT, GPTConfig  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors gain nothing from threads, and on a busy machine threads fight; restore after."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def randomize(model: torch.nn.Module, std: float = 0.2) -> None:
     """Every weight, bias and norm scale random, so a misplaced tensor changes the logits."""
     torch.manual_seed(0)

@@ -13,15 +13,6 @@ from course_lib.model import GPT, GPTConfig, RMSNorm, RotaryEmbedding, apply_rot
 from course_lib.model.attention import CausalSelfAttention
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors gain nothing from threads, and on a busy machine threads fight; restore after."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 TINY = dict(vocab_size=37, block_size=16, n_layer=2, n_head=4, n_embd=32)
 
 

@@ -47,15 +47,6 @@ def needs_ipywidgets(request: pytest.FixtureRequest) -> None:
         pytest.skip("ipywidgets is not installed: pip install ipywidgets")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run fastest on one thread (several threads spin against each other)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def tiny_model(kind: str, seed: int = 0) -> GPT:
     """2 layers x 2 heads; init_std=0.5 makes the heads' attention clearly different."""
     torch.manual_seed(seed)
