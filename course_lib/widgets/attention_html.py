@@ -135,7 +135,7 @@ def attention_explorer_html(model: nn.Module, tokenizer: Any, text: str, *, max_
     css = HEATMAP_CSS.format(root=f"#{uid}", px=cell_size(T))
     css += f"#{uid} .attn-controls label {{margin-right: 1em; font: 13px sans-serif;}}\n"
     css += f"#{uid} .attn-readout {{font: 12px monospace; min-height: 1.3em; color: #555;}}\n"
-    head_line = (f"{html.escape(type(model).__name__)}: {L} layers x {H} heads, {T} tokens. "
+    head_line = (f"{html.escape(type(model).__name__)}: {L} layer{'s' * (L != 1)} x {H} head{'s' * (H != 1)}, {T} tokens. "
                  "Rows: the token that looks (query); columns: the tokens it looks at (keys).")  # fmt: skip
     parts = [
         f'<div class="attn-explorer" id="{uid}" data-layers="{L}" data-heads="{H}" data-tokens="{T}">',
