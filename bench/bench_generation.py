@@ -7,6 +7,7 @@ tokens greedily on the CPU, with the cache and without it. Two context sizes:
 - block 256: past 256 tokens the window slides, and both ways recompute the window.
 
 Run:  python bench/bench_generation.py [--new-tokens 512] [--threads 1] [--repeats 3]
+      python bench/bench_generation.py --quick   # smoke test: 64 new tokens, blocks 48 and 1024
 Goal: at least 5x more tokens/s with the cache at block 1024. Timings on a shared
 machine are noisy: the best of ``--repeats`` runs is reported.
 """
@@ -32,13 +33,18 @@ def tokens_per_second(model: GPT, prompt: torch.Tensor, new_tokens: int, use_cac
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--new-tokens", type=int, default=512)
+    parser.add_argument("--quick", action="store_true", help="64 new tokens, blocks 48 and 1024 (smoke test)")
+    parser.add_argument("--new-tokens", type=int, default=None, help="default 512 (64 with --quick)")
     parser.add_argument("--prompt-tokens", type=int, default=16)
-    parser.add_argument("--blocks", type=int, nargs="+", default=[256, 1024])
+    parser.add_argument("--blocks", type=int, nargs="+", default=None, help="default 256 1024 (48 1024 with --quick)")
     parser.add_argument("--presets", nargs="+", default=["classic", "modern"], choices=["classic", "modern"])
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--repeats", type=int, default=1)
     args = parser.parse_args()
+    if args.new_tokens is None:
+        args.new_tokens = 64 if args.quick else 512
+    if args.blocks is None:  # with --quick the window still slides at block 48 (16 + 64 tokens)
+        args.blocks = [48, 1024] if args.quick else [256, 1024]
     if args.threads:
         torch.set_num_threads(args.threads)
 
