@@ -27,7 +27,7 @@ from course_lib.model import GPT, GPTConfig
 from course_lib.presets import PRESETS
 from course_lib.tokenizers import BPETokenizer, CharTokenizer
 
-TINY = ["--n-layer", "1", "--n-head", "2", "--n-embd", "32", "--block-size", "32", "--batch-size", "8",
+TINY = ["--arch", "classic", "--n-layer", "1", "--n-head", "2", "--n-embd", "32", "--block-size", "32", "--batch-size", "8",
         "--eval-iters", "2", "--warmup-iters", "5", "--lr", "3e-3", "--no-progress"]  # fmt: skip
 # 1 classic block at width 32, vocab 65, context 32, tied lm_head, counted by hand:
 # embed_tokens 65*32 + embed_positions 32*32 + 2 LayerNorms 2*64 + q,k,v,o 4*(32*32+32)
