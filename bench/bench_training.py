@@ -22,7 +22,10 @@ steps only); the evaluation overhead is listed on its own.
 
 Goals on a 2-core CPU: the nanoGPT recipe no slower per step than nanoGPT (42.5 ms/iter
 with its evaluations); shakespeare-char-cpu at val 1.886 within 42.5 s wall and at 1.70
-within 5 minutes. Timings on a shared machine are noisy: the load average is printed.
+within 5 minutes. Timings on a shared machine are noisy: the load average is printed, and
+so is the share of the CPUs that other processes used during each run (a few percent: the
+figures hold; much more: they do not, as torch threads slow down badly when they must
+share a core with another program).
 """
 
 from __future__ import annotations
@@ -76,6 +79,25 @@ class RunLog:
     milestones: dict[float, Milestone] = field(default_factory=dict)
     excluded_s: float = 0.0  # time spent in this callback (full-split losses), taken out of wall_s
     n_full: int = 0  # full-split measurements made along the way
+
+
+def cpu_busy_seconds() -> float | None:
+    """Seconds of CPU time used by every process since boot (Linux /proc/stat), or None elsewhere."""
+    try:
+        with open("/proc/stat", encoding="ascii") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")  # all but idle and iowait
+
+
+def others_share(busy_before: float | None, own_before: float, wall: float) -> str:
+    """Share of the machine's CPUs that other processes used since ``busy_before``, as text."""
+    busy_after = cpu_busy_seconds()
+    if busy_before is None or busy_after is None or wall <= 0:
+        return "unknown"
+    own = time.process_time() - own_before
+    return f"{max(0.0, busy_after - busy_before - own) / (wall * (os.cpu_count() or 1)):.0%}"
 
 
 def full_val_loss(model: torch.nn.Module, val_ids: torch.Tensor, block_size: int, limit: int | None) -> float:
@@ -165,7 +187,9 @@ def main() -> None:
     rows, curves, overheads = [], [], []
     for name in args.presets:
         recipe = PRESETS[name]
+        busy, own, start = cpu_busy_seconds(), time.process_time(), time.perf_counter()
         model, cfg, log, final_full, full_s = run_recipe(name, recipe, text, train_text, val_text, args)
+        others = others_share(busy, own, time.perf_counter() - start)
         last = log.records[-1]
         n_params = sum(p.numel() for p in model.parameters())
         steps, steps_s, wall_s = last.step, log.steps_s[-1], log.wall_s[-1]
@@ -191,7 +215,8 @@ def main() -> None:
                           for t, m in sorted(log.milestones.items(), reverse=True))
         curve = " ".join(f"{r.step}:{r.val_loss:.3f}" for r in log.records)
         curves.append(f"- {name}: val loss by step {curve}" + (f"\n  at the milestones, {marks}" if marks else ""))
-        print(f"finished {name}: {wall_s:.1f} s (load average {os.getloadavg()[0]:.2f})", flush=True)
+        print(f"finished {name}: {wall_s:.1f} s; other processes used {others} of the CPUs meanwhile "
+              f"(load average {os.getloadavg()[0]:.2f})", flush=True)
 
     print("\n| recipe | params | steps x tokens | ms/iter (steps) | ms/iter (with the recipe's evals) | tokens/s "
           "| val <= 1.886 | val <= 1.70 | final val (estimate / full split) | wall |")
