@@ -38,9 +38,9 @@ class MLPLMConfig:
     """Shape of an :class:`MLPLM` (defaults: a character model for TinyShakespeare)."""
 
     vocab_size: int = 65  # TinyShakespeare's 65 characters
-    context_size: int = 8  # tokens the model sees before predicting the next one (n - 1 in n-gram terms)
-    n_embd: int = 24  # size of each token's embedding
-    hidden_size: int = 512  # width of the tanh layer
+    context_size: int = 6  # tokens seen before the next one (n - 1 in n-gram terms); 8+ validated worse on day 19
+    n_embd: int = 64  # size of each token's embedding (about V: the first layer is then nearly unconstrained)
+    hidden_size: int = 1024  # width of the tanh layer
     direct: bool = False  # Bengio's direct embedding -> output connections
     dropout: float = 0.0  # dropout on the hidden layer's output while training
 
@@ -111,7 +111,8 @@ class MLPLM(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``idx`` (B, T) -> logits (B, T, V); the mean cross-entropy too if ``targets`` (B, T) is given."""
         if idx.max() >= self.config.vocab_size or idx.min() < 0:
-            raise ValueError(f"token ids must lie in 0..{self.config.vocab_size - 1}: encode with the model's tokenizer")
+            raise ValueError(f"token ids must lie in 0..{self.config.vocab_size - 1}: encode with the model's "
+                             "tokenizer")
         logits = self.context_logits(context_windows(idx, self.config.context_size, self.pad_id))  # (B, T, V)
         loss = None if targets is None else F.cross_entropy(logits.flatten(0, 1), targets.flatten())
         return logits, loss

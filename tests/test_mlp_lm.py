@@ -62,7 +62,8 @@ def test_forward_predicts_each_position_from_its_window_and_averages_the_loss() 
     for b in range(2):
         for t in range(6):
             window = [11] * max(0, 2 - t) + idx[b, max(0, t - 2) : t + 1].tolist()  # pad id 11
-            torch.testing.assert_close(logits[b, t], _textbook_logits(model, torch.tensor(window)), rtol=1e-5, atol=1e-5)
+            expected = _textbook_logits(model, torch.tensor(window))
+            torch.testing.assert_close(logits[b, t], expected, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(loss, F.cross_entropy(logits.reshape(-1, 11), targets.reshape(-1)))
     assert model(idx)[1] is None
 
