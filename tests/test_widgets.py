@@ -301,6 +301,15 @@ def test_monitor_as_a_real_trainer_callback() -> None:
     history = tiny_trainer(6, [m]).fit()
     assert [r.step for r in m.records] == history.iters == [0, 2, 4, 6]
     assert [r.val_loss for r in m.records] == history.val_loss
+    assert m.stop_button.disabled and m.stop_button.description == "done"  # the run is over
+
+
+def test_stop_button_is_live_until_the_last_evaluation() -> None:
+    m = TrainingMonitor()
+    states = []
+    trainer = tiny_trainer(4, [m, lambda t, r: states.append((r.step, m.stop_button.disabled))])
+    trainer.fit()
+    assert states == [(0, False), (2, False), (4, True)]
 
 
 def test_stop_button_ends_the_run() -> None:
@@ -311,7 +320,7 @@ def test_stop_button_ends_the_run() -> None:
             m.stop_button.click()
 
     history = tiny_trainer(20, [m, press_stop_at_step_4]).fit()
-    assert history.iters[-1] == 4 and "stopping" in m.status.value
+    assert history.iters[-1] == 4 and "stopping" in m.status.value and m.stop_button.disabled
 
 
 def test_monitor_runs_fit_in_the_background() -> None:
@@ -319,6 +328,7 @@ def test_monitor_runs_fit_in_the_background() -> None:
     m.start(tiny_trainer(4, []))
     history = m.wait(timeout=60)
     assert history is not None and [r.step for r in m.records] == history.iters == [0, 2, 4]
+    assert m.stop_button.disabled and "done" in m.status.value
 
 
 # -- course_lib works without ipywidgets ----------------------------------------------

@@ -109,6 +109,14 @@ class TrainingMonitor:
             f"<b>{html.escape(self.title)}</b>: step {r.step}, train {r.train_loss:.4f}, val {r.val_loss:.4f} "
             f"(ppl {r.val_perplexity:.1f}), lr {r.lr:.2e}, {r.tokens_per_sec:,.0f} tokens/s, {r.elapsed_s:.0f} s"
         )
+        last = trainer is not None and (r.step >= trainer.cfg.max_iters or trainer.history.stopped_early)
+        self._show_running(not last)  # the final evaluation: nothing left to stop
+
+    def _show_running(self, running: bool) -> None:
+        """Enable the stop button while a run can still be stopped; afterwards it reads "done"."""
+        b = self.stop_button
+        b.disabled = not running
+        b.description, b.icon, b.button_style = ("stop", "stop", "danger") if running else ("done", "check", "")
 
     def request_stop(self) -> None:
         """What the stop button does: ask the trainer to end the run after its current step."""
@@ -118,6 +126,7 @@ class TrainingMonitor:
             self._stop_pending = True
         if not self.status.value.endswith(" — stopping"):
             self.status.value += " — stopping"
+        self.stop_button.disabled = True  # pressed once: the run ends after its current step
 
     def start(self, trainer: Trainer, **fit_kwargs: Any) -> threading.Thread:
         """Run ``trainer.fit(**fit_kwargs)`` on a background thread with this monitor attached.
@@ -130,6 +139,7 @@ class TrainingMonitor:
         if self not in trainer.callbacks:
             trainer.callbacks.append(self)
         self.trainer, self.history, self.error = trainer, None, None
+        self._show_running(True)
 
         def run() -> None:
             try:
@@ -138,6 +148,8 @@ class TrainingMonitor:
             except BaseException as err:  # shown, and raised again by wait()
                 self.error = err
                 self.status.value = f'<span style="color:#b00">{html.escape(repr(err))}</span>'
+            finally:
+                self._show_running(False)
 
         self.thread = threading.Thread(target=run, name="course_lib-training", daemon=True)
         self.thread.start()
