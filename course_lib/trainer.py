@@ -242,6 +242,14 @@ class Trainer:
         """Ask the run to stop; it ends after the current step (at the next evaluation under DDP)."""
         self._stop_requested = True
 
+    @property
+    def finishing(self) -> bool:
+        """True once no step is left: ``max_iters`` reached, early stopping, or a stop asked for.
+
+        Read inside a callback, it says whether this evaluation is the run's last.
+        """
+        return self.step >= self.cfg.max_iters or self.history.stopped_early or self._stop_requested
+
     def fit(self, resume_from: str | os.PathLike | None = None) -> History:
         """Train until ``max_iters``, early stopping or :meth:`request_stop`; return the history.
 

@@ -239,6 +239,28 @@ def test_request_stop_from_a_callback_ends_the_run():
     assert trainer.step == 8 and history.iters == [0, 4, 8] and not history.stopped_early
 
 
+def test_finishing_is_true_at_the_last_evaluation_only():
+    def last_flags(cfg: TrainConfig, stop_at: int | None = None, train=None, val=None) -> list[tuple[int, bool]]:
+        seen: list[tuple[int, bool]] = []
+
+        def callback(tr: Trainer, rec: EvalRecord) -> None:
+            if rec.step == stop_at:
+                tr.request_stop()
+            seen.append((rec.step, tr.finishing))
+
+        torch.manual_seed(0)
+        train = markov_tokens(3000) if train is None else train
+        val = markov_tokens(600, seed=1) if val is None else val
+        Trainer(TinyLM(TinyConfig()), train, val, cfg, device="cpu", callbacks=[callback]).fit()
+        return seen
+
+    assert last_flags(quick_cfg(max_iters=8, eval_interval=4)) == [(0, False), (4, False), (8, True)]
+    assert last_flags(quick_cfg(max_iters=100, eval_interval=4), stop_at=4) == [(0, False), (4, True)]
+    rising = last_flags(quick_cfg(max_iters=200, eval_interval=5, early_stopping_patience=2),
+                        train=markov_tokens(3000, step=1, noise=0.0), val=markov_tokens(600, step=-1, noise=0.0))
+    assert rising[-1][1] and not any(flag for _, flag in rising[:-1]) and rising[-1][0] < 200
+
+
 def test_mixed_precision_settings_on_cpu():
     trainer, history = _trained(quick_cfg(max_iters=4, dtype="bfloat16"))
     assert trainer.ptdtype == torch.bfloat16 and not trainer.scaler.is_enabled()

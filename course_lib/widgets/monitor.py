@@ -109,8 +109,7 @@ class TrainingMonitor:
             f"<b>{html.escape(self.title)}</b>: step {r.step}, train {r.train_loss:.4f}, val {r.val_loss:.4f} "
             f"(ppl {r.val_perplexity:.1f}), lr {r.lr:.2e}, {r.tokens_per_sec:,.0f} tokens/s, {r.elapsed_s:.0f} s"
         )
-        last = trainer is not None and (r.step >= trainer.cfg.max_iters or trainer.history.stopped_early)
-        self._show_running(not last)  # the final evaluation: nothing left to stop
+        self._show_running(trainer is None or not trainer.finishing)  # after the last evaluation: "done"
 
     def _show_running(self, running: bool) -> None:
         """Enable the stop button while a run can still be stopped; afterwards it reads "done"."""
