@@ -2,13 +2,16 @@
 
 Every notebook's papermill ``parameters`` cell reads :func:`fast_mode` to choose its
 sizes, so ``COURSE_FAST=1`` makes the whole course run in minutes, while papermill's
-``-p name value`` still overrides any single parameter.
+``-p name value`` still overrides any single parameter. :func:`from_dict_strict` rebuilds
+the course's settings dataclasses (model configs, recipes) from their JSON form.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
-from typing import TypeVar
+from collections.abc import Mapping
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -40,3 +43,19 @@ def pick(full: T, fast: T) -> T:
     5000
     """
     return fast if fast_mode() else full
+
+
+def from_dict_strict(cls: type[T], data: Mapping[str, Any], what: str) -> T:
+    """Build the dataclass ``cls`` from ``data``; unknown keys raise a ValueError naming the valid ones.
+
+    >>> from course_lib.presets import Recipe
+    >>> from_dict_strict(Recipe, {"n_layers": 2}, "recipe")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown recipe field(s) ['n_layers']; valid fields are: description, ...
+    """
+    valid = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+    unknown = sorted(set(data) - set(valid))
+    if unknown:
+        raise ValueError(f"unknown {what} field(s) {unknown}; valid fields are: {', '.join(valid)}")
+    return cls(**data)

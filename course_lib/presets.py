@@ -18,6 +18,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from course_lib.config import from_dict_strict
+
 ARCHS = ("classic", "modern")  # GPTConfig.classic (GPT-2) or GPTConfig.modern (Llama)
 TOKENIZERS = ("char", "bpe")
 
@@ -60,11 +62,7 @@ class Recipe:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Recipe:
         """Inverse of :meth:`to_dict`; unknown keys raise a ValueError naming the valid ones."""
-        valid = [f.name for f in dataclasses.fields(cls)]
-        unknown = sorted(set(data) - set(valid))
-        if unknown:
-            raise ValueError(f"unknown recipe field(s) {unknown}; valid fields are: {', '.join(valid)}")
-        return cls(**data)
+        return from_dict_strict(cls, data, "recipe")
 
 
 PRESETS: dict[str, Recipe] = {

@@ -16,6 +16,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from course_lib.config import from_dict_strict
+
 POS_ENCODINGS = ("learned", "sinusoidal", "rope")
 NORMS = ("layernorm", "rmsnorm")
 MLPS = ("gelu", "swiglu")
@@ -137,11 +139,7 @@ class GPTConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> GPTConfig:
         """Inverse of :meth:`to_dict`; unknown keys raise a ValueError naming the valid ones."""
-        valid = [f.name for f in dataclasses.fields(cls)]
-        unknown = sorted(set(data) - set(valid))
-        if unknown:
-            raise ValueError(f"Unknown GPTConfig field(s) {unknown}; valid fields are: {', '.join(valid)}.")
-        return cls(**data)
+        return from_dict_strict(cls, data, "GPTConfig")
 
 
 def _check_positive_int(name: str, value: Any) -> None:
