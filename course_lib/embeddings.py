@@ -34,6 +34,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from course_lib.data import Analogy
+from course_lib.progress import finish
 from course_lib.text import Vocab, words
 
 __all__ = [
@@ -208,7 +209,7 @@ def train_skipgram(
             losses.append(loss.item())
             bar.update(1)
             bar.set_postfix(loss=f"{losses[-1]:.3f}", refresh=False)
-    bar.close()
+    finish(bar)  # the step count was an estimate: the bar ends complete at the steps taken
     return model.eval(), losses
 
 

@@ -34,6 +34,7 @@ from tqdm.auto import tqdm
 from course_lib.batches import _check_tokens, estimate_loss, get_batch
 from course_lib.checkpoint import CheckpointError, best_checkpoint, latest_checkpoint, load_checkpoint, save_checkpoint
 from course_lib.device import get_device, recommended_dtype
+from course_lib.progress import finish
 from course_lib.schedule import _DTYPES, TrainConfig, configure_optimizer, lr_at
 
 __all__ = ["EvalRecord", "History", "TrainConfig", "Trainer"]
@@ -282,8 +283,9 @@ class Trainer:
                 self._evaluate(bar)
             if cfg.checkpoint_dir is not None and self.step > 0 and self._last_saved != self.step:
                 self.save_checkpoint()  # the final state is always on disk
+            finish(bar)  # an early stop or a stop button ends the bar complete, not red
         finally:
-            bar.close()
+            bar.close()  # after an exception the bar stays short (red)
         return self.history
 
     def _evaluate(self, bar: tqdm) -> bool:
