@@ -6,9 +6,16 @@ is waiting; a wrong answer raises an ``AssertionError`` that says what differs; 
 one prints a short confirmation. The hidden solution cell calls the same check, so CI
 proves every exercise is solvable and its checker accepts the right answer.
 
->>> check("ex1", ..., expected=3)
-False
->>> check("ex1", 3, expected=3)
+The message is printed, so it shows wherever the check sits in a cell; the returned
+:class:`CheckResult` is true for a right answer and shows nothing more in a notebook
+(no bare ``True`` or ``False`` under the message).
+
+>>> result = check("ex1", ..., expected=3)
+ex1: waiting for your answer (replace the ... placeholder).
+>>> bool(result), result.waiting
+(False, True)
+>>> bool(check("ex1", 3, expected=3))
+ex1: correct!
 True
 """
 
@@ -19,6 +26,27 @@ from typing import Any
 
 import numpy as np
 import torch
+
+
+class CheckResult:
+    """What :func:`check` found: true when the answer is right; ``waiting`` while it is ``...``.
+
+    A notebook shows nothing for it (the check has already printed its message), so a
+    check at the end of a cell leaves no bare ``True``/``False`` output.
+    """
+
+    def __init__(self, name: str, passed: bool, waiting: bool) -> None:
+        self.name, self.passed, self.waiting = name, passed, waiting
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+    def __repr__(self) -> str:
+        state = "waiting" if self.waiting else ("correct" if self.passed else "wrong")
+        return f"CheckResult({self.name!r}: {state})"
+
+    def _ipython_display_(self) -> None:
+        """Display nothing: the message is already printed above."""
 
 
 def _as_array(value: Any) -> np.ndarray:
@@ -64,16 +92,17 @@ def check(
     hint: str = "",
     rtol: float = 1e-5,
     atol: float = 1e-6,
-) -> bool:
+) -> CheckResult:
     """Check an exercise answer against ``expected`` (or with the predicate ``test``).
 
-    Returns False (and says so) while ``answer`` is the placeholder ``...``; raises
-    ``AssertionError`` with the difference (and the hint) when the answer is wrong;
-    returns True when it is right. Numbers, arrays and tensors compare with tolerance.
+    While ``answer`` is the placeholder ``...`` it says so and returns a false result;
+    a wrong answer raises ``AssertionError`` with the difference (and the hint); a
+    right one prints ``correct!`` and returns a true result. Numbers, arrays and
+    tensors compare with tolerance.
     """
     if answer is Ellipsis:
         print(f"{name}: waiting for your answer (replace the ... placeholder).")
-        return False
+        return CheckResult(name, passed=False, waiting=True)
     if test is not None:
         ok = bool(test(answer))
         why = None if ok else f"the answer {answer!r} does not pass the check"
@@ -82,4 +111,4 @@ def check(
     if why:
         raise AssertionError(f"{name}: not yet right: {why}." + (f" Hint: {hint}" if hint else ""))
     print(f"{name}: correct!")
-    return True
+    return CheckResult(name, passed=True, waiting=False)

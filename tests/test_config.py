@@ -21,8 +21,21 @@ def test_fast_mode_rejects_nonsense(monkeypatch):
 
 
 def test_check_waits_for_placeholder(capsys):
-    assert check("Ex", ..., expected=1) is False
+    result = check("Ex", ..., expected=1)
+    assert not result and result.waiting
     assert "waiting" in capsys.readouterr().out
+
+
+def test_check_result_displays_nothing_in_a_notebook(capsys):
+    """The message is printed once; IPython's formatter makes no output of the result."""
+    from IPython.core.formatters import DisplayFormatter
+
+    result = check("Ex", 2, expected=2)
+    assert result and not result.waiting
+    assert capsys.readouterr().out == "Ex: correct!\n"
+    data, _ = DisplayFormatter().format(result)
+    assert data == {}
+    assert capsys.readouterr().out == ""
 
 
 def test_check_accepts_right_and_rejects_wrong_answers():
