@@ -1,8 +1,10 @@
-"""nbval runs every notebook in fast mode unless COURSE_FAST is already set.
+"""pytest settings for the whole repository: nbval runs every notebook in fast mode.
 
-The kernels nbval starts inherit this process's environment, so setting the variable
-here is enough. A relative COURSE_DATA_MIRROR is made absolute, since each kernel runs
-inside notebooks/.
+``make test`` runs ``pytest tests notebooks --nbval-lax``. The kernels nbval starts
+inherit this process's environment, so setting COURSE_FAST here (unless it is already
+set) is enough; the unit tests set or clear it themselves where it matters. A relative
+COURSE_DATA_MIRROR is made absolute, since each kernel runs inside notebooks/. (This file
+sits at the top of the repository, not among the students' notebooks.)
 """
 
 import os
