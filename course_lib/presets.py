@@ -22,11 +22,14 @@ from course_lib.config import from_dict_strict
 
 ARCHS = ("classic", "modern")  # GPTConfig.classic (GPT-2) or GPTConfig.modern (Llama)
 TOKENIZERS = ("char", "bpe")
+DEFAULT_PRESET = "shakespeare-char-cpu"  # what `python -m course_lib train` runs without --preset
+DEFAULT_BPE_VOCAB = 512  # --tokenizer bpe without --vocab-size: 256 byte tokens + 256 merges
 
 
 @dataclass(frozen=True)
 class Recipe:
-    """One training run, fully specified. The defaults are the course's first CPU recipe."""
+    """One training run, fully specified. The field defaults are a base for presets to change;
+    the command line's defaults are ``PRESETS[DEFAULT_PRESET]``, not ``Recipe()``."""
 
     description: str = "a small character-level GPT on tiny Shakespeare, sized for a laptop CPU"
     # --- data and tokenizer

@@ -7,7 +7,9 @@ numbers and with the text itself.
 
 from __future__ import annotations
 
+import contextlib
 import io
+import re
 import json
 import math
 import shutil
@@ -24,7 +26,8 @@ from course_lib.cli.generate import TextStream
 from course_lib.cli.train import resolve_recipe
 from course_lib.data import load_text, train_val_split
 from course_lib.model import GPT, GPTConfig
-from course_lib.presets import PRESETS
+from course_lib.trainer import History
+from course_lib.presets import DEFAULT_BPE_VOCAB, DEFAULT_PRESET, PRESETS, Recipe
 from course_lib.tokenizers import BPETokenizer, CharTokenizer
 
 TINY = ["--arch", "classic", "--n-layer", "1", "--n-head", "2", "--n-embd", "32", "--block-size", "32", "--batch-size", "8",
@@ -54,8 +57,12 @@ def text() -> str:
 
 @pytest.fixture(scope="module")
 def char_run(tmp_path_factory) -> Path:
+    """A 30-step run; what train printed is kept next to the run folder, in train-stdout.txt."""
     out = tmp_path_factory.mktemp("cli") / "char"
-    assert main(["train", "--out", str(out), "--max-iters", "30", "--eval-interval", "10", *TINY]) == 0
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert main(["train", "--out", str(out), "--max-iters", "30", "--eval-interval", "10", *TINY]) == 0
+    (out.parent / "train-stdout.txt").write_text(printed.getvalue(), encoding="utf-8")
     return out
 
 
@@ -158,6 +165,71 @@ def test_info_prints_step_and_parameter_count(char_run, capsys):
     assert "step: 20\n" in out and f"parameters: {TINY_PARAMS:,}\n" in out
     assert "tokenizer: char, vocab size 65" in out and f"val loss: {meta['metrics']['val_loss']:.4f}" in out
     assert "embed_tokens" in out and "[1, 32, 32]" in out  # the summary ran on one block_size window
+
+
+def test_info_reports_the_throughput_train_printed(char_run, capsys):
+    done = (char_run.parent / "train-stdout.txt").read_text(encoding="utf-8").splitlines()[-1]
+    printed = re.search(r", ([\d,]+) tokens/s, ", done).group(1)  # "done: ..., 1,234 tokens/s, 5.8 s. ..."
+    final = char_run / "ckpt-000030"
+    assert main(["info", "--ckpt", str(final)]) == 0
+    assert f"training speed: {printed} tokens/s\n" in capsys.readouterr().out
+    stored = load_checkpoint(final).meta["metrics"]["tokens_per_sec"]
+    assert metrics_of(char_run)["tokens_per_sec"] == stored and f"{stored:,.0f}" == printed
+    # the figure is the whole run's: every trained token over the seconds the steps took
+    history = History.from_dict(load_checkpoint(final).meta["extra"]["trainer"]["history"])
+    tokens_per_step = 8 * 32  # --batch-size 8, --block-size 32
+    seconds = sum(10 * tokens_per_step / t for t in history.tokens_per_sec[1:])  # 3 intervals of 10 steps
+    assert stored == pytest.approx(30 * tokens_per_step / seconds)
+
+
+def test_mean_tokens_per_sec_by_hand():
+    # 10 steps of 100 tokens at 1,000 tokens/s (1 s), then 10 at 4,000 tokens/s (0.25 s): 2,000 in 1.25 s
+    h = History(iters=[0, 10, 20], tokens_per_sec=[0.0, 1000.0, 4000.0])
+    assert h.mean_tokens_per_sec(100) == pytest.approx(1600.0)
+    assert History(iters=[0], tokens_per_sec=[0.0]).mean_tokens_per_sec(100) == 0.0  # nothing trained yet
+
+
+def test_train_help_shows_the_defaults_a_run_uses(monkeypatch, capsys):
+    monkeypatch.setenv("COLUMNS", "250")  # argparse wraps at the terminal width; one line per option here
+    assert main(["train", "--help"]) == 0
+    text = capsys.readouterr().out
+    entries: dict[str, str] = {}  # "--n-layer" -> its help text, continuation lines joined
+    flag_ = None
+    for line in text.splitlines():
+        if line.startswith("  -"):
+            flag_ = line.split()[0].rstrip(",")
+            entries[flag_] = line
+        elif line.startswith("    ") and flag_ is not None:
+            entries[flag_] += " " + line.strip()
+        else:
+            flag_ = None
+    used = resolve_recipe(build_parser().parse_args(["train"]), Path("unused"))  # a run with no flags
+    assert used == PRESETS[DEFAULT_PRESET]
+    assert DEFAULT_PRESET in text.split("options:")[0] and "--preset" in text.split("options:")[0]
+    fields = [f for f in Recipe.__dataclass_fields__ if f != "description"]
+    for field in fields:
+        help_ = entries["--" + field.replace("_", "-")]
+        shown = re.search(r"\(default:? ([^)]*)\)", help_).group(1)
+        value = getattr(used, field)
+        if field == "vocab_size":  # None: the char tokenizer's vocabulary; with bpe, 512
+            assert value is None and shown == str(DEFAULT_BPE_VOCAB)
+        elif value is None:  # the architecture decides: the help says how
+            assert "classic" in shown and "modern" in shown, (field, help_)
+        else:
+            assert shown == str(value), (field, shown, value)
+    assert re.search(r"\(default ([^)]*)\)", entries["--preset"]).group(1) == DEFAULT_PRESET
+
+
+def test_generate_checks_the_prompt_before_printing(char_run, capsys):
+    assert main(["generate", "--ckpt", str(char_run), "--prompt", "ROMEO: caf\u00e9 \u2603"]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""  # the prompt is not echoed in front of the error
+    assert err.startswith("python -m course_lib generate: error: the prompt has characters that are not in "
+                          "the vocabulary") and err.count("\n") == 1  # one paragraph
+    assert "'\u00e9' (U+00E9), '\u2603' (U+2603)" in err and "--tokenizer bpe" in err and "Traceback" not in err
+    assert main(["generate", "--ckpt", str(char_run), "--prompt", ""]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and "the prompt is empty" in err
 
 
 def test_bpe_tokenizer_path(tmp_path, text, capsys):

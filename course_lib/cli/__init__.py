@@ -19,19 +19,28 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from course_lib.presets import ARCHS, PRESETS, TOKENIZERS, Recipe
+from course_lib.presets import ARCHS, DEFAULT_BPE_VOCAB, DEFAULT_PRESET, PRESETS, TOKENIZERS
 
 
 class UsageError(Exception):
     """A mistake on the command line: reported in one paragraph, exit code 2."""
 
-_D = Recipe()  # the defaults shown in --help
+
+def _or(value: object, rule: str) -> str:
+    """A default for --help: the preset's value, or the rule that applies when it leaves it unset (None)."""
+    return f"(default {value})" if value is not None else f"(default: {rule})"
 
 
 def _train_parser(sub: argparse._SubParsersAction) -> None:
+    # The defaults shown are the recipe a run without --preset uses, PRESETS[DEFAULT_PRESET];
+    # the flags themselves default to None, meaning "keep the preset's (or the resumed run's) value".
+    d = PRESETS[DEFAULT_PRESET]
     p = sub.add_parser("train", help="train a GPT on a text corpus",
-                       description="Train a GPT; flags override the preset (default: shakespeare-char-cpu).")
-    p.add_argument("--preset", help=f"a tuned recipe: {', '.join(PRESETS)}")
+                       description=f"Train a GPT. Without --preset a run uses the {DEFAULT_PRESET} preset, whose "
+                                   "settings are the defaults shown below; --preset NAME starts from another "
+                                   "preset's settings instead (see --list-presets), and --resume from the run's "
+                                   "own. Each flag given overrides one setting.")  # fmt: skip
+    p.add_argument("--preset", help=f"a tuned recipe: {', '.join(PRESETS)} (default {DEFAULT_PRESET})")
     p.add_argument("--list-presets", action="store_true", help="print the presets and their settings, then exit")
     p.add_argument("--out", help="run folder for checkpoints, tokenizer.json, run.json, metrics.json "
                                  "(default: runs/PRESET)")
@@ -40,22 +49,24 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar: one line per evaluation")
     p.add_argument("--device", help="cuda, cuda:N, mps or cpu (default: the best available)")
     g = p.add_argument_group("data and tokenizer")
-    g.add_argument("--dataset", help=f"text corpus (default {_D.dataset})")
-    g.add_argument("--tokenizer", choices=TOKENIZERS, help=f"(default {_D.tokenizer})")
-    g.add_argument("--vocab-size", type=int, help="BPE vocabulary size, at least 257 (bpe only)")
+    g.add_argument("--dataset", help=f"text corpus (default {d.dataset})")
+    g.add_argument("--tokenizer", choices=TOKENIZERS, help=f"(default {d.tokenizer})")
+    g.add_argument("--vocab-size", type=int, help="BPE vocabulary size, at least 257 (bpe only) "
+                                                   + _or(d.vocab_size, str(DEFAULT_BPE_VOCAB)))
     g = p.add_argument_group("model")
-    g.add_argument("--arch", choices=ARCHS, help=f"GPT-2 (classic) or Llama (modern) layout (default {_D.arch})")
+    g.add_argument("--arch", choices=ARCHS, help=f"GPT-2 (classic) or Llama (modern) layout (default {d.arch})")
     for flag, kind in (("n-layer", int), ("n-head", int), ("n-embd", int), ("block-size", int),
                        ("dropout", float)):  # fmt: skip
-        g.add_argument(f"--{flag}", type=kind, help=f"(default {getattr(_D, flag.replace('-', '_'))})")
-    g.add_argument("--n-kv-head", type=int, help="key/value heads (default: classic n_head, modern n_head // 2)")
+        g.add_argument(f"--{flag}", type=kind, help=f"(default {getattr(d, flag.replace('-', '_'))})")
+    g.add_argument("--n-kv-head", type=int, help="key/value heads "
+                                                  + _or(d.n_kv_head, "classic n_head, modern n_head // 2"))
     g.add_argument("--bias", action=argparse.BooleanOptionalAction, help="biases in Linear and norm layers "
-                                                                          "(default: classic yes, modern no)")
+                                                                          + _or(d.bias, "classic yes, modern no"))
     g = p.add_argument_group("optimisation")
     for flag, kind in (("batch-size", int), ("max-iters", int), ("lr", float), ("min-lr", float),
                        ("warmup-iters", int), ("weight-decay", float), ("beta2", float), ("grad-clip", float),
                        ("eval-interval", int), ("eval-iters", int), ("seed", int)):  # fmt: skip
-        g.add_argument(f"--{flag}", type=kind, help=f"(default {getattr(_D, flag.replace('-', '_'))})")
+        g.add_argument(f"--{flag}", type=kind, help=f"(default {getattr(d, flag.replace('-', '_'))})")
 
 
 def _sampling_flags(p: argparse.ArgumentParser) -> None:

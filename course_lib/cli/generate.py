@@ -19,7 +19,7 @@ import torch
 
 from course_lib.cli import UsageError
 from course_lib.cli.common import load_for_inference, pick_device, tokenizer_kind
-from course_lib.tokenizers import Tokenizer
+from course_lib.tokenizers import CharTokenizer, Tokenizer
 
 REPLACEMENT = "\ufffd"  # what decode() shows for bytes that are not (yet) a whole character
 
@@ -85,15 +85,34 @@ def _check(s: Sampling) -> None:
         raise UsageError(f"top-p must be in (0, 1], got {s.top_p}.")
 
 
-def stream_reply(model: torch.nn.Module, tok: Tokenizer, prompt: str, s: Sampling, use_cache: bool,
-                 generator: torch.Generator | None, out: TextIO) -> Reply:  # fmt: skip
-    """Continue ``prompt``, writing the new text to ``out`` as it comes; return what was written."""
+def encode_prompt(tok: Tokenizer, prompt: str) -> list[int]:
+    """The prompt's token ids; a prompt the tokenizer cannot read is a UsageError saying why.
+
+    Called before anything is printed, so that an error never runs into a half-written line.
+    """
+    if isinstance(tok, CharTokenizer) and tok.unknown_id is None:
+        unknown = sorted(set(prompt) - set(tok.stoi))
+        if unknown:
+            listed = ", ".join(f"{c!r} (U+{ord(c):04X})" for c in unknown[:10])
+            listed += f" and {len(unknown) - 10} more" if len(unknown) > 10 else ""
+            raise UsageError("the prompt has characters that are not in the vocabulary of this "
+                             f"checkpoint's char tokenizer ({tok.vocab_size} characters, those of its training "
+                             f"text): {listed}. A character-level model can only read characters it was trained "
+                             "on: leave them out or replace them, or train with --tokenizer bpe, which reads "
+                             "any text.")  # fmt: skip
     try:
         ids = tok.encode(prompt)
     except ValueError as err:
         raise UsageError(f"the prompt cannot be encoded: {err}") from None
     if not ids:
         raise UsageError("the prompt is empty after encoding: give at least one character.")
+    return ids
+
+
+def stream_reply(model: torch.nn.Module, tok: Tokenizer, ids: list[int], s: Sampling, use_cache: bool,
+                 generator: torch.Generator | None, out: TextIO) -> Reply:  # fmt: skip
+    """Continue the prompt ``ids`` (from :func:`encode_prompt`), writing the new text to ``out``
+    as it comes; return what was written."""
     device = next(model.parameters()).device
     idx = torch.tensor([ids], dtype=torch.long, device=device)  # (1, T)
     stream, pieces, n = TextStream(tok), [], 0
@@ -122,8 +141,9 @@ def run_generate(args: argparse.Namespace) -> int:
     s = Sampling(args.max_new_tokens, args.temperature, args.top_k, args.top_p)
     _check(s)
     ckpt, tok = load_for_inference(args.ckpt, device)
+    ids = encode_prompt(tok, args.prompt)  # every check done before the first character is printed
     sys.stdout.write(args.prompt)
-    stream_reply(ckpt.model, tok, args.prompt, s, not args.no_cache, _generator(args.seed, device), sys.stdout)
+    stream_reply(ckpt.model, tok, ids, s, not args.no_cache, _generator(args.seed, device), sys.stdout)
     sys.stdout.write("\n")
     return 0
 
@@ -201,7 +221,7 @@ def run_chat(args: argparse.Namespace) -> int:
         if not interactive:
             print(f"> {line}")
         try:
-            last = stream_reply(model, tok, line, s, not args.no_cache, generator, sys.stdout)
+            last = stream_reply(model, tok, encode_prompt(tok, line), s, not args.no_cache, generator, sys.stdout)
         except UsageError as err:
             print(f"error: {err}", flush=True)
             continue

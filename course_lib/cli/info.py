@@ -24,9 +24,11 @@ def describe_checkpoint(meta: dict[str, Any]) -> list[str]:
     """The manifest's main facts as ``key: value`` lines."""
     metrics = meta.get("metrics", {})
     lines = [f"step: {meta['step']}"]
-    for key in ("train_loss", "val_loss", "val_perplexity", "tokens_per_sec"):
+    for key in ("train_loss", "val_loss", "val_perplexity"):
         if key in metrics:
             lines.append(f"{key.replace('_', ' ')}: {_fmt(metrics[key])}")
+    if "tokens_per_sec" in metrics:  # over the run up to this step, as train prints it at the end
+        lines.append(f"training speed: {metrics['tokens_per_sec']:,.0f} tokens/s")
     if "elapsed_s" in metrics:
         lines.append(f"wall time: {metrics['elapsed_s']:.1f} s")
     lines.append(f"course_lib version: {meta.get('course_lib_version')} (torch {meta.get('torch_version')})")

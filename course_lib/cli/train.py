@@ -27,20 +27,19 @@ from typing import Any
 
 import torch
 
-from course_lib.checkpoint import PREFIX, latest_checkpoint
+from course_lib.checkpoint import MANIFEST, PREFIX, latest_checkpoint
 from course_lib.cli import UsageError
 from course_lib.cli.common import pick_device, tokenizer_from_dict, tokenizer_to_dict
 from course_lib.data import load_text, train_val_split
 from course_lib.device import describe, seed_everything
 from course_lib.model import GPT, GPTConfig
-from course_lib.presets import PRESETS, Recipe
+from course_lib.presets import DEFAULT_BPE_VOCAB, DEFAULT_PRESET, PRESETS, Recipe
 from course_lib.schedule import TrainConfig
 from course_lib.tokenizers import BPETokenizer, CharTokenizer, Tokenizer
 from course_lib.tokenizers.base import write_json
 from course_lib.trainer import EvalRecord, Trainer
 
 TEXT_DATASETS = ("tinyshakespeare",)  # registered corpora that are plain text
-DEFAULT_BPE_VOCAB = 512  # 256 byte tokens + 256 merges
 RUN_FILES = ("run.json", "tokenizer.json", "metrics.json")
 # changing one of these would change the weights' shapes, the config or the token ids
 FIXED_ON_RESUME = ("dataset", "tokenizer", "vocab_size", "arch", "n_layer", "n_head", "n_kv_head",
@@ -86,7 +85,7 @@ def resolve_recipe(args: argparse.Namespace, out: Path) -> Recipe:
                              "were built with the stored values. Start a new run with another --out instead.")
     else:
         try:
-            base = PRESETS[args.preset or "shakespeare-char-cpu"]
+            base = PRESETS[args.preset or DEFAULT_PRESET]
         except KeyError:
             raise UsageError(f"unknown preset {args.preset!r}: choose one of {', '.join(PRESETS)} "
                              "(see --list-presets).") from None
@@ -165,21 +164,19 @@ def _print_eval(trainer: Trainer, r: EvalRecord) -> None:
           f"{r.tokens_per_sec:,.0f} tok/s  {r.elapsed_s:.1f} s", flush=True)
 
 
-def overall_tokens_per_sec(trainer: Trainer) -> float:
-    """Training throughput over the whole run: all tokens / the time the steps took (evaluations excluded)."""
-    h, tokens, seconds = trainer.history, 0.0, 0.0
-    for i in range(1, len(h.iters)):
-        n = (h.iters[i] - h.iters[i - 1]) * trainer.tokens_per_step
-        if n > 0 and h.tokens_per_sec[i] > 0:
-            tokens, seconds = tokens + n, seconds + n / h.tokens_per_sec[i]
-    return tokens / seconds if seconds > 0 else 0.0
+def stored_metrics(out: Path) -> dict[str, Any]:
+    """The metrics the Trainer wrote into the run's latest checkpoint (its manifest)."""
+    latest = latest_checkpoint(out)
+    if latest is None:
+        raise UsageError(f"{out} holds no complete checkpoint after training: was the folder changed meanwhile?")
+    return json.loads((latest.path / MANIFEST).read_text(encoding="utf-8"))["metrics"]
 
 
 def run(args: argparse.Namespace) -> int:
     if args.list_presets:
         print(list_presets())
         return 0
-    out = Path(args.out or f"runs/{args.preset or 'shakespeare-char-cpu'}")
+    out = Path(args.out or f"runs/{args.preset or DEFAULT_PRESET}")
     if args.resume and args.overwrite:
         raise UsageError("--resume continues the run in --out and --overwrite deletes it: choose one.")
     recipe = resolve_recipe(args, out)
@@ -226,7 +223,8 @@ def run(args: argparse.Namespace) -> int:
         "val_loss": history.val_loss[-1],
         "train_loss": history.train_loss[-1],
         "iters": trainer.step,
-        "tokens_per_sec": overall_tokens_per_sec(trainer),
+        # the final checkpoint's figure, read back so that this file, the line below and info agree
+        "tokens_per_sec": stored_metrics(out)["tokens_per_sec"],
         "wall_s": history.elapsed_s[-1],
         "device": str(trainer.device),
         "device_name": describe(trainer.device).name,
