@@ -47,6 +47,17 @@ def chromium_path() -> str | None:
 
 
 @pytest.fixture(scope="session")
+def book_dir() -> Path:
+    """The full build (what readers get, and what CI builds), else the fast one, else COURSE_BOOK_HTML's."""
+    for candidate in (os.environ.get("COURSE_BOOK_HTML"), ROOT / "_build/html", ROOT / "_build/fast/_build/html"):
+        if candidate and (Path(candidate) / "index.html").is_file():
+            return Path(candidate)
+    if os.environ.get("COURSE_REQUIRE_BROWSER", "") == "1":
+        pytest.fail("no built book: run `make book` before the browser tests (COURSE_REQUIRE_BROWSER=1)")
+    pytest.skip("no built book: run `make book` (or `COURSE_FAST=1 make book`) first")
+
+
+@pytest.fixture(scope="session")
 def screenshots() -> Path:
     out = Path(os.environ.get("COURSE_SCREENSHOTS", ROOT / "_build" / "screenshots"))
     out.mkdir(parents=True, exist_ok=True)

@@ -3,31 +3,22 @@ the kernel-free attention explorer switches head, and the console stays clean.""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
 
 
-def _book_dir() -> Path:
-    for candidate in (os.environ.get("COURSE_BOOK_HTML"), ROOT / "_build/fast/_build/html", ROOT / "_build/html"):
-        if candidate and (Path(candidate) / "index.html").is_file():
-            return Path(candidate)
-    pytest.skip("no built book: run `make book` (or `COURSE_FAST=1 make book`) first")
-
-
-def _open(new_page, serve, page_path: str):
-    base = serve(_book_dir())
+def _open(new_page, serve, book_dir: Path, page_path: str):
+    base = serve(book_dir)
     page = new_page(base)
     page.page.goto(f"{base}/{page_path}", wait_until="networkidle")
     page.page.wait_for_function("document.querySelectorAll('mjx-container').length > 0", timeout=30_000)
     return page
 
 
-def test_day01_page_renders_offline(new_page, serve, screenshots):
-    page = _open(new_page, serve, "notebooks/day01_tensors_and_neurons.html")
+def test_day01_page_renders_offline(new_page, serve, book_dir, screenshots):
+    page = _open(new_page, serve, book_dir, "notebooks/day01_tensors_and_neurons.html")
     images = page.page.evaluate(
         "Array.from(document.images).map(i => [i.complete && i.naturalWidth > 0, i.src])"
     )
@@ -37,8 +28,8 @@ def test_day01_page_renders_offline(new_page, serve, screenshots):
     assert page.errors == [], page.errors
 
 
-def test_day20_kernel_free_explorer_switches_head(new_page, serve, screenshots):
-    page = _open(new_page, serve, "notebooks/day20_attention.html")
+def test_day20_kernel_free_explorer_switches_head(new_page, serve, book_dir, screenshots):
+    page = _open(new_page, serve, book_dir, "notebooks/day20_attention.html")
     p = page.page
     explorer = p.locator(".attn-explorer").first
     explorer.scroll_into_view_if_needed()
