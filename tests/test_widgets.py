@@ -28,7 +28,9 @@ try:
         attention_explorer_html,
         bpe_merge_stepper,
         encode_with_merges,
+        merge_states,
         sampling_playground,
+        stepper_html,
     )
     from course_lib.widgets._render import COLOUR_JS, colour_array, weight_colour
 
@@ -270,6 +272,159 @@ def test_stepper_hand_worked_example() -> None:
     assert got == [[116, 104, 101, 101], [256, 101, 101], [257, 101], [257, 101]]  # "th", "the"; "ee" comes too late
     with pytest.raises(ValueError, match="k must be in 0..3"):
         encode_with_merges(tok, "thee", 4)
+
+
+# -- static stand-ins: what the book shows, where no kernel runs ----------------------
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+def standins(bpe: BPETokenizer) -> dict:
+    model = tiny_model("classic")
+    return {"stepper": bpe_merge_stepper(bpe, "the naïve theatre"), "explorer": attention_explorer(model, TOK, TEXT),
+            "playground": sampling_playground(model, TOK, "ROMEO:")}  # fmt: skip
+
+
+def test_each_widget_output_carries_the_widget_and_a_static_stand_in(bpe: BPETokenizer) -> None:
+    from IPython.core.formatters import DisplayFormatter
+
+    formatter = DisplayFormatter()  # what IPython runs on a cell's last value
+    for name, w in standins(bpe).items():
+        data, _ = formatter.format(w)
+        assert {"text/plain", WIDGET_VIEW, "text/html"} <= set(data), name
+        assert data[WIDGET_VIEW]["model_id"] == w.model_id  # JupyterLab still gets the live widget
+        marker = {"stepper": 'class="bpe-stepper"', "explorer": 'class="attn-explorer"', "playground": "entropy"}
+        assert marker[name] in data["text/html"], name
+        assert "text/html" not in formatter.format(w, exclude={"text/html"})[0]
+        assert set(w._repr_mimebundle_(include={WIDGET_VIEW})) >= {WIDGET_VIEW}
+    data, _ = formatter.format(TrainingMonitor().widget)  # stays a widget: its state is saved in the page
+    assert WIDGET_VIEW in data and "text/html" not in data
+
+
+def bpe_data(html_text: str) -> dict:
+    blocks = re.findall(r'<script type="application/json" class="bpe-data">(.*?)</script>', html_text, re.S)
+    assert len(blocks) == 1
+    return json.loads(blocks[0])
+
+
+def state_at(data: dict, k: int) -> list[int]:
+    """What the page's script shows at slider position k: the last state that starts at or before k."""
+    return [ids for start, ids, *_ in data["steps"] if start <= k][-1]
+
+
+def test_static_stepper_embeds_the_tokens_at_every_k(bpe: BPETokenizer) -> None:
+    text = "the naïve theatre<|endoftext|>Juliet, the thither!\n" + TEXT[:60]
+    data = bpe_data(stepper_html(bpe, text))
+    n = len(bpe.merges)
+    assert data["n"] == n and data["bytes"] == len(text.encode("utf-8"))
+    starts = [step[0] for step in data["steps"]]
+    assert starts[0] == 0 and starts == sorted(set(starts))
+    for k in range(n + 1):  # every slider position, against the live widget's own function
+        assert state_at(data, k) == encode_with_merges(bpe, text, k), k
+    for (_, a, *_), (_, b, *_) in zip(data["steps"], data["steps"][1:]):
+        assert a != b  # each stored state is a change
+    for start, ids, per, last in data["steps"][1:]:
+        assert per == f"{len(text.encode()) / len(ids):.2f}" and last.startswith(f"merge {start - 1}:")
+    assert {int(i) for i in data["tok"]} == {i for _, ids, *_ in data["steps"] for i in ids}
+    assert data["tok"][str(bpe.special_tokens["<|endoftext|>"])][0] == "<|endoftext|>"
+
+
+def test_static_stepper_opens_at_encode(bpe: BPETokenizer) -> None:
+    text = "the naïve theatre<|endoftext|>Juliet"
+    out = stepper_html(bpe, text)
+    n, ids = len(bpe.merges), bpe.encode(text)
+    assert re.search(rf'data-role="merges" min="0" max="{n}" step="1" value="{n}"', out)
+    assert f'data-role="view" data-k="{n}" data-tokens="{len(ids)}"' in out
+    view = out.split('data-role="view"')[1].split("</div>")[0]  # drawn in Python, before any script runs
+    assert [int(i) for i in re.findall(r'title="id (\d+):', view)] == ids
+    assert f"{n} of {n} merges" in out and f"<b>{len(ids)}</b> tokens for {len(text.encode())} bytes" in out
+    data = bpe_data(out)
+    plain = list(b"the na\xc3\xafve theatre")
+    assert data["steps"][0][1] == plain + [bpe.special_tokens["<|endoftext|>"]] + list(b"Juliet")  # k = 0: bytes
+    assert data["steps"][-1][1] == ids  # k = n: encode
+    assert "http" not in out and "require" not in out and "jupyter-widgets" not in out
+
+
+def test_static_stepper_hand_worked_example() -> None:
+    tok = BPETokenizer([(b"t", b"h"), (b"th", b"e"), (b"e", b"e")])
+    assert merge_states(tok, "thee") == [(0, [116, 104, 101, 101]), (1, [256, 101, 101]), (2, [257, 101])]
+    assert merge_states(tok, "eeth") == [(0, [101, 101, 116, 104]), (1, [101, 101, 256]), (3, [258, 256])]
+    out = stepper_html(tok, "thee")  # at k = 3 the last merge to change "thee" is merge 1, not merge 2
+    assert "the last to change this text: merge 1: th + e → the (id 257)" in out
+    assert bpe_data(stepper_html(tok, "</script><b>"))["tok"]["60"][0] == "<"
+    assert stepper_html(tok, "</script>").count("</script>") == 2  # the text cannot close the script
+
+
+def test_widget_doctests() -> None:
+    import doctest
+
+    from course_lib.widgets import _render, bpe
+
+    for module in (bpe, _render):
+        failed, attempted = doctest.testmod(module)
+        assert failed == 0 and attempted > 0, module.__name__
+
+
+def test_static_stepper_script_parses() -> None:
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed")
+    out = stepper_html(BPETokenizer([(b"t", b"h")]), "the")
+    script = re.findall(r"<script>(.*?)</script>", out, re.S)[0]
+    check = subprocess.run([node, "--check", "-"], input=script, text=True, capture_output=True, timeout=30)
+    assert check.returncode == 0, check.stderr
+
+
+def test_static_explorer_shows_the_live_explorers_maps() -> None:
+    model = tiny_model("modern")
+    w = attention_explorer(model, TOK, TEXT)
+    out = w.static_html()
+    assert 'class="attn-explorer"' in out and 'data-role="head"' in out and "JupyterLab" in out
+    data = embedded(out)
+    assert data["tokens"] == w.tokens and (data["n_layer"], data["n_head"]) == (2, 2)
+    ref = model_attention(model, TEXT)  # (2, 2, 32, 32)
+    for layer in range(2):
+        for head in range(2):
+            for i, row in enumerate(data["w"][layer][head]):
+                np.testing.assert_allclose(np.array(row) / 1000, ref[layer, head, i, : i + 1], atol=1e-3)
+    w.text_input.value = "It is"
+    assert len(embedded(w.static_html())["tokens"]) == 5  # the stand-in follows the text on screen
+
+
+def test_static_playground_shows_the_widgets_numbers() -> None:
+    p = sampling_playground(tiny_model("classic"), TOK, "ROMEO:")
+    for temperature, top_k in [(1.0, 0), (0.7, 5)]:
+        p.temperature_slider.value, p.top_k_slider.value = temperature, top_k
+        out = p.static_html()
+        probs = p.current_probs
+        entropy = -sum(float(q) * math.log2(float(q)) for q in probs if q > 0)  # from the numbers, not the widget
+        assert abs(p.entropy - entropy) < 1e-5  # float32 probabilities
+        assert f"entropy {entropy:.2f} bits" in out and f"{int((probs > 0).sum())} of {probs.size} tokens" in out
+        order = np.argsort(-p.before_filter, kind="stable")[:20]
+        bars = [float(v) for v in re.findall(r"<span>([0-9.]+)</span></div>", out)]
+        np.testing.assert_allclose(bars, probs[order], atol=5e-4)
+        assert f"temperature {temperature:g}, top-k {top_k or 'off'}, top-p off" in out
+    assert "<input" not in out and "<button" not in out and "press sample" in out  # a picture, no dead controls
+
+
+def labelled(widget) -> list:
+    """The widget and all widgets inside it that show a description."""
+    found = [widget] if getattr(widget, "description", "") else []
+    for child in getattr(widget, "children", ()):
+        found += labelled(child)
+    return found
+
+
+def test_labels_are_not_cut_off(bpe: BPETokenizer) -> None:
+    import ipywidgets
+
+    for name, w in standins(bpe).items():
+        controls = labelled(w)
+        assert controls, name
+        for c in controls:
+            if isinstance(c, (ipywidgets.Button, ipywidgets.ToggleButton)):  # the text sits inside the button
+                assert c.layout.width == "auto", (name, c.description)
+            else:  # the label left of the control
+                assert c.style.description_width == "initial", (name, c.description)
 
 
 # -- training monitor -----------------------------------------------------------------

@@ -7,6 +7,11 @@
 - :func:`sampling_playground` (day 21): temperature, top-k and top-p on the next-token bars.
 - :class:`TrainingMonitor` (day 21): a live loss chart and a stop button for ``Trainer.fit()``.
 
+The stepper, the explorer and the playground need a kernel. Each also carries a static
+stand-in (:class:`StaticFallback`: ``text/html`` beside the widget view in the output),
+which the built book shows: the stepper and the explorer precomputed so that their
+sliders work in the page, the playground as it opens.
+
 Nothing else in course_lib imports this package, so course_lib works without ipywidgets.
 """
 
@@ -19,12 +24,20 @@ except ImportError as err:
 
 from course_lib.widgets.attention import AttentionExplorer, attention_explorer
 from course_lib.widgets.attention_html import AttentionHTML, attention_explorer_html, attention_maps
-from course_lib.widgets.bpe import BPEMergeStepper, bpe_merge_stepper, encode_with_merges, merge_ranks
+from course_lib.widgets.bpe import (
+    BPEMergeStepper,
+    bpe_merge_stepper,
+    encode_with_merges,
+    merge_ranks,
+    merge_states,
+    stepper_html,
+)
 from course_lib.widgets.monitor import TrainingMonitor, loss_chart_svg
 from course_lib.widgets.sampling import SamplingPlayground, sampling_playground
+from course_lib.widgets.static import StaticFallback
 
 __all__ = [
-    "AttentionExplorer", "AttentionHTML", "BPEMergeStepper", "SamplingPlayground", "TrainingMonitor",
-    "attention_explorer", "attention_explorer_html", "attention_maps", "bpe_merge_stepper",
-    "encode_with_merges", "loss_chart_svg", "merge_ranks", "sampling_playground",
+    "AttentionExplorer", "AttentionHTML", "BPEMergeStepper", "SamplingPlayground", "StaticFallback",
+    "TrainingMonitor", "attention_explorer", "attention_explorer_html", "attention_maps", "bpe_merge_stepper",
+    "encode_with_merges", "loss_chart_svg", "merge_ranks", "merge_states", "sampling_playground", "stepper_html",
 ]  # fmt: skip

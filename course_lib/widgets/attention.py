@@ -6,8 +6,10 @@
     explorer.current_weights      # (T, T) numpy array now on screen
 
 The heatmap is an HTML table built in Python (rows: queries, columns: keys), so moving
-a slider only sends a string, not a rendered figure. For the built book, where no kernel
-runs, use :func:`course_lib.widgets.attention_explorer_html`.
+a slider only sends a string, not a rendered figure. Where no kernel runs (the built
+book), the output shows its static stand-in instead: the kernel-free explorer of
+:func:`course_lib.widgets.attention_explorer_html` on the same maps, whose layer and
+head sliders work in the page.
 """
 
 from __future__ import annotations
@@ -29,18 +31,20 @@ from course_lib.widgets._render import (
     row_lengths,
     token_labels,
 )
-from course_lib.widgets.attention_html import attention_maps, encode_window
+from course_lib.widgets.attention_html import attention_maps, encode_window, explorer_html
+from course_lib.widgets.static import FULL_LABEL, StaticFallback
 
 _CSS = "<style>" + HEATMAP_CSS.format(root=".cl-attn", px="{px}") + "</style>"
 
 
-class AttentionExplorer(widgets.VBox):
+class AttentionExplorer(StaticFallback, widgets.VBox):
     """The widget returned by :func:`attention_explorer`.
 
     Controls: ``text_input``, ``layer_slider``, ``head_slider``, ``all_heads_toggle``,
     ``query_selector``. What is shown: ``attention`` (n_layer, n_head, T, T) for the
     current text, ``current_weights`` (T, T) for the chosen layer and head, ``current_row``
     (T,) for the chosen query, ``tokens`` (T labels), ``error`` (the last problem, or "").
+    Without a kernel: :meth:`static_html`.
     """
 
     def __init__(self, model: nn.Module, tokenizer: Any, text: str, max_tokens: int = 64) -> None:
@@ -54,12 +58,16 @@ class AttentionExplorer(widgets.VBox):
         self.ids: list[int] = []
         layout = widgets.Layout(width="320px")
         self.text_input = widgets.Text(value=text, description="text", continuous_update=False,
-                                       layout=widgets.Layout(width="640px"))  # fmt: skip
-        self.layer_slider = widgets.IntSlider(0, min=0, max=n_layer - 1, description="layer", layout=layout)
-        self.head_slider = widgets.IntSlider(0, min=0, max=n_head - 1, description="head", layout=layout)
+                                       style=FULL_LABEL, layout=widgets.Layout(width="640px"))  # fmt: skip
+        self.layer_slider = widgets.IntSlider(0, min=0, max=n_layer - 1, description="layer", style=FULL_LABEL,
+                                              layout=layout)  # fmt: skip
+        self.head_slider = widgets.IntSlider(0, min=0, max=n_head - 1, description="head", style=FULL_LABEL,
+                                             layout=layout)  # fmt: skip
         self.all_heads_toggle = widgets.ToggleButton(False, description="all heads", icon="th",
-                                                     tooltip="one small map per head of this layer")  # fmt: skip
-        self.query_selector = widgets.Dropdown(description="query", options=[], layout=layout)  # filled by _run
+                                                     tooltip="one small map per head of this layer",
+                                                     layout=widgets.Layout(width="auto"))  # fmt: skip
+        self.query_selector = widgets.Dropdown(description="query", options=[], style=FULL_LABEL,  # options: _run
+                                               layout=layout)  # fmt: skip
         self.status = widgets.HTML()
         self.heatmap = widgets.HTML()
         self.bars = widgets.HTML()
@@ -141,6 +149,14 @@ class AttentionExplorer(widgets.VBox):
                 f"<figcaption>head {h}</figcaption></figure>"
             )
         return '<div style="display:flex;flex-wrap:wrap">' + "".join(cells) + "</div>"
+
+    def static_html(self) -> str:
+        """The kernel-free explorer on the maps now shown (every layer and head), for the book."""
+        if not self.tokens:
+            return f"<p><em>attention explorer: {html.escape(self.error or 'no text')}</em></p>"
+        note = ("Precomputed for this page, so the sliders work without a kernel. In JupyterLab the explorer "
+                "runs on the kernel: all heads at once, a query's weights as bars, your own text.")  # fmt: skip
+        return explorer_html(self.attention, self.tokens, type(self.model).__name__, note=note).html
 
 
 def attention_explorer(model: nn.Module, tokenizer: Any, text: str, *, max_tokens: int = 64) -> AttentionExplorer:

@@ -121,9 +121,17 @@ def attention_explorer_html(model: nn.Module, tokenizer: Any, text: str, *, max_
     """
     block_size = getattr(getattr(model, "config", None), "block_size", max_tokens)
     ids = encode_window(tokenizer, text, max_tokens, block_size)
-    weights = attention_maps(model, ids)  # (L, nh, T, T)
+    return explorer_html(attention_maps(model, ids), token_labels(tokenizer, ids), type(model).__name__)
+
+
+def explorer_html(weights: np.ndarray, labels: list[str], model_name: str = "model", note: str = "") -> AttentionHTML:
+    """The explorer of :func:`attention_explorer_html` for maps already computed.
+
+    ``weights`` (n_layer, n_head, T, T) as :func:`attention_maps` returns them; ``labels``
+    the T token labels; ``note`` (plain text) a line shown under the title. The live
+    explorer (:class:`~course_lib.widgets.AttentionExplorer`) uses this for its stand-in.
+    """
     L, H, T, _ = weights.shape
-    labels = token_labels(tokenizer, ids)
     lengths = row_lengths(weights)
     stored = np.rint(weights * SCALE).astype(np.int64)  # (L, nh, T, T) thousandths
     w = [[[stored[l, h, i, : lengths[i]].tolist() for i in range(T)] for h in range(H)] for l in range(L)]
@@ -135,12 +143,13 @@ def attention_explorer_html(model: nn.Module, tokenizer: Any, text: str, *, max_
     css = HEATMAP_CSS.format(root=f"#{uid}", px=cell_size(T))
     css += f"#{uid} .attn-controls label {{margin-right: 1em; font: 13px sans-serif;}}\n"
     css += f"#{uid} .attn-readout {{font: 12px monospace; min-height: 1.3em; color: #555;}}\n"
-    head_line = (f"{html.escape(type(model).__name__)}: {L} layer{'s' * (L != 1)} x {H} head{'s' * (H != 1)}, {T} tokens. "
+    head_line = (f"{html.escape(model_name)}: {L} layer{'s' * (L != 1)} x {H} head{'s' * (H != 1)}, {T} tokens. "
                  "Rows: the token that looks (query); columns: the tokens it looks at (keys).")  # fmt: skip
     parts = [
         f'<div class="attn-explorer" id="{uid}" data-layers="{L}" data-heads="{H}" data-tokens="{T}">',
         f"<style>{css}</style>",
         f'<div style="font: 13px sans-serif; margin-bottom: 4px">{head_line}</div>',
+        f'<div style="font: 12px sans-serif; color: #555">{html.escape(note)}</div>' if note else "",
         '<div class="attn-controls">',
         f'<label>layer <input type="range" data-role="layer" min="0" max="{L - 1}" step="1" value="0"> '
         '<span data-role="layer-value">0</span></label>',
@@ -152,4 +161,4 @@ def attention_explorer_html(model: nn.Module, tokenizer: Any, text: str, *, max_
         f"<script>{_SCRIPT % {'id': uid, 'colour': COLOUR_JS}}</script>",
         "</div>",
     ]
-    return AttentionHTML("\n".join(parts), weights, labels, uid)
+    return AttentionHTML("\n".join(parts), weights, list(labels), uid)

@@ -9,6 +9,9 @@
 The bars show the 20 most likely next tokens: pale = softmax(logits / temperature)
 before filtering, dark = what is left after top-k and top-p (renormalised), exactly
 as :func:`course_lib.model.generation.filter_logits` and ``model.generate`` do it.
+
+Where no kernel runs (the built book), the output shows :meth:`SamplingPlayground.static_html`
+instead: the settings, the summary line and the bars as they stand, without controls.
 """
 
 from __future__ import annotations
@@ -24,16 +27,18 @@ from torch import nn
 
 from course_lib.model.generation import filter_logits
 from course_lib.widgets._render import hbar_html, token_labels
+from course_lib.widgets.static import FULL_LABEL, StaticFallback
 
 N_BARS = 20
 
 
-class SamplingPlayground(widgets.VBox):
+class SamplingPlayground(StaticFallback, widgets.VBox):
     """The widget returned by :func:`sampling_playground`.
 
     Controls: ``prompt_input``, ``temperature_slider`` (0 = greedy), ``top_k_slider``
     (0 = off), ``top_p_slider`` (1 = off), ``sample_button``. State: ``current_probs`` (V,),
-    ``before_filter`` (V,) the tempered distribution before top-k/top-p, ``last_sample``.
+    ``before_filter`` (V,) the tempered distribution before top-k/top-p, ``entropy`` (bits)
+    of ``current_probs``, ``last_sample``. Without a kernel: :meth:`static_html`.
     """
 
     def __init__(self, model: nn.Module, tokenizer: Any, prompt: str, seed: int, max_new_tokens: int) -> None:
@@ -43,16 +48,20 @@ class SamplingPlayground(widgets.VBox):
         V = tokenizer.vocab_size
         self.current_probs = np.zeros(V)
         self.before_filter = np.zeros(V)
+        self.entropy = 0.0
         self.last_sample = ""
         self.error = ""
-        layout = widgets.Layout(width="360px")
-        self.prompt_input = widgets.Textarea(value=prompt, description="prompt", continuous_update=False,
+        layout, label = widgets.Layout(width="400px"), dict(style=FULL_LABEL)
+        self.prompt_input = widgets.Textarea(value=prompt, description="prompt", continuous_update=False, **label,
                                              layout=widgets.Layout(width="640px", height="60px"))  # fmt: skip
         self.temperature_slider = widgets.FloatSlider(1.0, min=0.0, max=2.0, step=0.05, description="temperature",
-                                                      layout=layout, tooltip="0 = always the most likely token")
-        self.top_k_slider = widgets.IntSlider(0, min=0, max=V, description="top-k", layout=layout)
-        self.top_p_slider = widgets.FloatSlider(1.0, min=0.05, max=1.0, step=0.05, description="top-p", layout=layout)
-        self.sample_button = widgets.Button(description=f"sample {max_new_tokens} tokens", icon="play")
+                                                      layout=layout, tooltip="0 = always the most likely token",
+                                                      **label)  # fmt: skip
+        self.top_k_slider = widgets.IntSlider(0, min=0, max=V, description="top-k", layout=layout, **label)
+        self.top_p_slider = widgets.FloatSlider(1.0, min=0.05, max=1.0, step=0.05, description="top-p", layout=layout,
+                                                **label)  # fmt: skip
+        self.sample_button = widgets.Button(description=f"sample {max_new_tokens} tokens", icon="play",
+                                            layout=widgets.Layout(width="auto"))  # fmt: skip
         self.summary = widgets.HTML()
         self.chart = widgets.HTML()
         self.output = widgets.HTML()
@@ -121,13 +130,27 @@ class SamplingPlayground(widgets.VBox):
         labels = token_labels(self.tokenizer, order.tolist())
         kept = int((p > 0).sum())
         nz = p[p > 0]
-        entropy = float(-(nz * np.log2(nz)).sum())
+        self.entropy = float(-(nz * np.log2(nz)).sum())
         self.summary.value = (
             f"<small>next token after {html.escape(repr(self.prompt_input.value[-30:]))}: "
-            f"{kept} of {p.size} tokens can be drawn; entropy {entropy:.2f} bits. "
+            f"{kept} of {p.size} tokens can be drawn; entropy {self.entropy:.2f} bits. "
             "Pale bars: before top-k/top-p; dark bars: after (renormalised).</small>"
         )
         self.chart.value = hbar_html(labels, p[order].tolist(), ghost=b[order].tolist())
+
+    def static_html(self) -> str:
+        """The settings, the summary line and the bars as they stand now, with no controls."""
+        s = self.settings
+        shown = (f"temperature {s['temperature']:g}, top-k {s['top_k'] or 'off'}, "
+                 f"top-p {'off' if s['top_p'] is None else format(s['top_p'], 'g')}")  # fmt: skip
+        return (
+            '<div class="sampling-static" style="font:13px sans-serif">'
+            f'<div data-role="settings"><b>prompt</b> {html.escape(repr(self.prompt_input.value))}; {shown}</div>'
+            f'<div data-role="summary">{self.summary.value}</div>'
+            f'<div data-role="bars">{self.chart.value}</div>'
+            '<div style="color:#555;font-size:12px">In JupyterLab, move the sliders and press sample; '
+            "this page shows the settings it opens with.</div></div>"
+        )
 
     def sample(self) -> str:
         """Generate ``max_new_tokens`` tokens after the prompt with the current settings; return them."""
