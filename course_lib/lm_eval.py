@@ -26,14 +26,13 @@ import contextlib
 import html
 import json
 import math
-import os
-import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from course_lib.atomic import atomic_open
 from course_lib.config import fast_mode
 
 if TYPE_CHECKING:
@@ -246,16 +245,9 @@ def _read(path: Path) -> ResultsTable:
 def _write(path: Path, table: ResultsTable) -> None:
     """Write through a temporary file in the same folder, then swap it in (atomic)."""
     payload = {"version": _FORMAT_VERSION, "results": [asdict(r) for r in table.rows]}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(payload, f, ensure_ascii=False, indent=1)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    with atomic_open(path, "w") as f:
+        json.dump(payload, f, ensure_ascii=False, indent=1)
+        f.write("\n")
 
 
 @contextlib.contextmanager

@@ -2,6 +2,8 @@
 
 import json
 import math
+import os
+import stat
 import threading
 
 import numpy as np
@@ -138,6 +140,15 @@ def test_record_and_load_round_trip_in_a_temporary_data_dir(data_dir):
     assert {row["model"] for row in on_disk["results"]} == {"bigram", "mlp"}
     leftovers = [p.name for p in path.parent.iterdir() if p.name.endswith(".tmp")]
     assert leftovers == []
+
+
+def test_the_results_file_is_readable_as_the_umask_allows(data_dir):
+    before = os.umask(0o022)
+    try:
+        path = record_result(Result("bigram", 15, 2.5))
+    finally:
+        os.umask(before)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644  # a shared data folder: others may read it
 
 
 def test_fast_and_full_modes_keep_separate_files(data_dir, monkeypatch):

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import doctest
 import json
+import os
+import stat
 
 import pytest
 import regex
@@ -257,6 +259,16 @@ def test_save_load_round_trip(tmp_path, pattern, name):
     assert loaded.merges == tok.merges and loaded.special_tokens == tok.special_tokens
     assert loaded.pattern == tok.pattern and loaded.vocab == tok.vocab
     assert loaded.encode(SAMPLE + SPECIALS[1]) == tok.encode(SAMPLE + SPECIALS[1])
+
+
+def test_saved_files_are_readable_as_the_umask_allows(tmp_path):
+    before = os.umask(0o022)
+    try:
+        paths = [TOKS["gpt2"].save(tmp_path / "tok.json"), TOKS["gpt2"].save(tmp_path / "tokenizer.json"),
+                 CharTokenizer.from_text("abc").save(tmp_path / "char.json")]
+    finally:
+        os.umask(before)
+    assert [stat.S_IMODE(p.stat().st_mode) for p in paths] == [0o644] * 3  # not mkstemp's 0o600
 
 
 def test_load_rejects_other_files(tmp_path):

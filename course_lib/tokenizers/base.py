@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any
+
+from course_lib.atomic import atomic_write_text
 
 
 class Tokenizer(ABC):
@@ -46,28 +47,8 @@ class Tokenizer(ABC):
         """Read a tokenizer written by :meth:`save`."""
 
 
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
-    """Write ``text`` to ``path`` through a temporary file in the same folder.
-
-    ``os.replace`` swaps the finished file in, so a reader never sees half a file and
-    an interrupted write leaves the old one in place.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
-
-
 def write_json(path: str | os.PathLike[str], data: dict[str, Any]) -> Path:
-    """Atomically write ``data`` as indented UTF-8 JSON."""
+    """Atomically write ``data`` as indented UTF-8 JSON (:func:`course_lib.atomic.atomic_write_text`)."""
     return atomic_write_text(path, json.dumps(data, ensure_ascii=False, indent=1) + "\n")
 
 
