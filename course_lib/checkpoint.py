@@ -8,10 +8,11 @@ One checkpoint is one folder, ``OUT/ckpt-000500/``::
     meta.json              the manifest: configs, tokenizer, step, metrics, versions, and the
                            sha256 of every file above. Written last: no manifest, no checkpoint.
 
-Every file is written to a temporary file in the same folder, flushed to disk and then
-renamed over its final name (``os.replace``), so a crash never leaves a half-written file
-under a real name. :func:`load_checkpoint` checks sizes and hashes and raises
-:class:`CheckpointError` saying what is wrong and what to do.
+Every file is written by :func:`course_lib.atomic.atomic_write_bytes` (a temporary file in
+the same folder, fsync'ed, then renamed over its final name), so a crash never leaves a
+half-written file under a real name. :func:`load_checkpoint` checks the manifest before it
+builds anything (sizes capped, tokenizer checked: :mod:`course_lib.manifest`), then every
+file's size and hash, and raises :class:`CheckpointError` saying what is wrong and what to do.
 """
 
 from __future__ import annotations
@@ -21,24 +22,34 @@ import datetime as _dt
 import hashlib
 import json
 import os
-import tempfile
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import safetensors.torch
 import torch
 from torch import nn
 
+from course_lib.atomic import atomic_write_bytes
+from course_lib.manifest import (
+    MAX_MANIFEST_BYTES,
+    CheckpointError,
+    check_finite,
+    check_model_config,
+    check_structure,
+    is_course_tokenizer,
+    read_safetensors,
+    tokenizer_from_manifest,
+)
+
 FORMAT_VERSION = 1
 MANIFEST = "meta.json"
 PREFIX = "ckpt-"
 
-
-class CheckpointError(RuntimeError):
-    """A checkpoint is incomplete, corrupt, or does not fit the model it is loaded into."""
+if TYPE_CHECKING:
+    from course_lib.tokenizers import Tokenizer
 
 
 @dataclass(frozen=True)
@@ -52,12 +63,14 @@ class CheckpointInfo:
 
 @dataclass
 class Checkpoint:
-    """What :func:`load_checkpoint` returns: the model (loaded), the manifest and RNG states."""
+    """What :func:`load_checkpoint` returns: the model (loaded), the manifest, RNG states and
+    the course tokenizer stored with it (checked against the model; None when there is none)."""
 
     model: nn.Module
     meta: dict[str, Any]
     rng: dict[str, torch.Tensor]
     path: Path
+    tokenizer: Tokenizer | None = None
 
     @property
     def step(self) -> int:
@@ -82,26 +95,6 @@ def _to_jsonable(obj: Any, what: str) -> Any:
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return dataclasses.asdict(obj)
     raise TypeError(f"{what} must be a dataclass, a dict or have to_dict() or to_str(), got {type(obj).__name__}")
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that ``path`` is either the old file or the whole new one."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    if hasattr(os, "O_DIRECTORY"):  # make the rename itself durable (POSIX)
-        dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
 
 
 def _dedupe(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -191,9 +184,9 @@ def save_checkpoint(
     meta["files"] = {}
     for name, (tensors, st_meta) in blobs.items():
         data = safetensors.torch.save(tensors, metadata=st_meta)
-        _atomic_write(folder / name, data)
+        atomic_write_bytes(folder / name, data)
         meta["files"][name] = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
-    _atomic_write(folder / MANIFEST, json.dumps(meta, indent=2).encode("utf-8"))  # last: marks it complete
+    atomic_write_bytes(folder / MANIFEST, json.dumps(meta, indent=2).encode("utf-8"))  # last: marks it complete
     return folder
 
 
@@ -205,14 +198,15 @@ def _read_manifest(folder: Path) -> dict[str, Any]:
     if not manifest.is_file():
         raise CheckpointError(f"{folder} has no {MANIFEST}: the checkpoint is incomplete (the run stopped "
                               "while writing it). Use an earlier one from list_checkpoints().")
+    if manifest.stat().st_size > MAX_MANIFEST_BYTES:
+        raise CheckpointError(f"{manifest} has {manifest.stat().st_size:,} bytes, more than a manifest ever needs "
+                              f"({MAX_MANIFEST_BYTES:,}): it is not a course_lib manifest; pick another checkpoint.")
     try:
         meta = json.loads(manifest.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:
         raise CheckpointError(f"{manifest} is not valid JSON ({err}): the checkpoint is corrupt; "
                               "use an earlier one from list_checkpoints().") from err
-    if not isinstance(meta, dict) or "step" not in meta or "files" not in meta:
-        raise CheckpointError(f"{manifest} is not a course_lib checkpoint manifest (no 'step' or 'files').")
-    return meta
+    return check_structure(meta, manifest)
 
 
 def _read_verified(folder: Path, name: str, meta: dict[str, Any]) -> dict[str, torch.Tensor]:
@@ -221,14 +215,15 @@ def _read_verified(folder: Path, name: str, meta: dict[str, Any]) -> dict[str, t
     if not path.is_file():
         raise CheckpointError(f"{path} is missing although {MANIFEST} lists it: the checkpoint is "
                               "incomplete; use an earlier one from list_checkpoints().")
-    data = path.read_bytes()
-    if len(data) != expected["bytes"]:
-        raise CheckpointError(f"{path} has {len(data)} bytes, the manifest says {expected['bytes']}: the file "
+    size = path.stat().st_size  # compared before reading: a huge file is never read into memory
+    if size != expected["bytes"]:
+        raise CheckpointError(f"{path} has {size} bytes, the manifest says {expected['bytes']}: the file "
                               "is truncated or was overwritten; use an earlier checkpoint or save it again.")
+    data = path.read_bytes()
     if hashlib.sha256(data).hexdigest() != expected["sha256"]:
         raise CheckpointError(f"{path} does not match the sha256 in {MANIFEST}: the file is corrupt; "
                               "use an earlier checkpoint or save it again.")
-    return safetensors.torch.load(data)
+    return read_safetensors(data, path)
 
 
 def _default_factory(cfg: dict[str, Any]) -> nn.Module:
@@ -275,15 +270,32 @@ def load_checkpoint(
     With ``model=None`` the model is rebuilt from the stored config by ``model_factory``
     (default: ``GPT(GPTConfig.from_dict(cfg))`` from :mod:`course_lib.model`) and moved to
     ``map_location``; a given ``model`` keeps its device. The
-    optimizer, when given, gets its full state back. Raises :class:`CheckpointError` on a
-    missing, truncated or corrupt file, or when the checkpoint does not fit ``model``.
+    optimizer, when given, gets its full state back. A course tokenizer stored in the
+    manifest comes back as ``Checkpoint.tokenizer``.
+
+    The manifest is checked before anything is built from it (:mod:`course_lib.manifest`):
+    sizes capped, the tokenizer's split pattern one of the known ones and its vocabulary
+    the model's. Raises :class:`CheckpointError` on any of those, on a missing, truncated,
+    corrupt or unreadable file, on NaN or infinite weights, or when the checkpoint does
+    not fit ``model``.
     """
     folder = Path(path)
     meta = _read_manifest(folder)
-    weights = _read_verified(folder, "model.safetensors", meta)
-    for alias, target in meta.get("aliases", {}).items():
-        weights[alias] = weights[target]
     rebuilt = model is None
+    where = folder / MANIFEST
+    check_model_config(meta.get("model_config"), where, gpt=rebuilt and model_factory is None)
+    tokenizer = None
+    if is_course_tokenizer(meta.get("tokenizer")):  # checked (pattern, vocabulary) before the model exists
+        stored_cfg = meta.get("model_config") or {}
+        vocab = stored_cfg.get("vocab_size", getattr(getattr(model, "config", None), "vocab_size", None))
+        tokenizer = tokenizer_from_manifest(meta["tokenizer"], where, vocab_size=vocab)
+    weights = _read_verified(folder, "model.safetensors", meta)
+    check_finite(weights, folder / "model.safetensors")
+    for alias, target in meta.get("aliases", {}).items():
+        if target not in weights:
+            raise CheckpointError(f"{where} says {alias} is stored as {target}, which model.safetensors does not "
+                                  "hold: the checkpoint is damaged; use an earlier one from list_checkpoints().")
+        weights[alias] = weights[target]
     if rebuilt:
         if meta.get("model_config") is None:
             raise CheckpointError(f"{folder} stores no model config: pass model=... to load it into.")
@@ -303,7 +315,7 @@ def load_checkpoint(
             raise CheckpointError(f"the optimizer state in {folder} does not fit this optimizer ({err}): "
                                   "build the optimizer the same way (configure_optimizer) before loading.") from err
     rng = _read_verified(folder, "rng.safetensors", meta) if "rng.safetensors" in meta["files"] else {}
-    return Checkpoint(model=model, meta=meta, rng=rng, path=folder)
+    return Checkpoint(model=model, meta=meta, rng=rng, path=folder, tokenizer=tokenizer)
 
 
 def list_checkpoints(out_dir: str | os.PathLike) -> list[CheckpointInfo]:
