@@ -3,6 +3,8 @@
 import hashlib
 import http.server
 import io
+import os
+import stat
 import tarfile
 import threading
 import zipfile
@@ -30,6 +32,18 @@ def cache(tmp_path, monkeypatch):
     monkeypatch.delenv("COURSE_DATA_MIRROR", raising=False)
     monkeypatch.delenv("COURSE_OFFLINE", raising=False)
     return tmp_path / "cache"
+
+
+@pytest.fixture
+def mirrored(tmp_path, monkeypatch):
+    """The toy data set registered, and COURSE_DATA_MIRROR naming a folder with a good copy of it."""
+    ds = _dataset()
+    monkeypatch.setitem(DATASETS, ds.name, ds)
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    (mirror / ds.filename).write_bytes(PAYLOAD)
+    monkeypatch.setenv("COURSE_DATA_MIRROR", str(mirror))
+    return ds, mirror
 
 
 @pytest.fixture
@@ -66,26 +80,16 @@ def test_unknown_name_lists_known_ones():
         data.fetch("shakespear")
 
 
-def test_mirror_is_used_and_verified(cache, tmp_path, monkeypatch):
-    ds = _dataset()
-    monkeypatch.setitem(DATASETS, ds.name, ds)
-    mirror = tmp_path / "mirror"
-    mirror.mkdir()
-    (mirror / ds.filename).write_bytes(PAYLOAD)
-    monkeypatch.setenv("COURSE_DATA_MIRROR", str(mirror))
+def test_mirror_is_used_and_verified(cache, monkeypatch, mirrored):
+    ds, _ = mirrored
     monkeypatch.setenv("COURSE_OFFLINE", "1")
     path = data.fetch(ds.name)
     assert path == cache / ds.filename and path.read_bytes() == PAYLOAD
-    assert not [p for p in cache.iterdir() if p.name.endswith(".part")]
+    assert sorted(cache.iterdir()) == [path]  # no temporary file left beside it
 
 
-def test_corrupt_cache_is_fetched_again(cache, tmp_path, monkeypatch):
-    ds = _dataset()
-    monkeypatch.setitem(DATASETS, ds.name, ds)
-    mirror = tmp_path / "mirror"
-    mirror.mkdir()
-    (mirror / ds.filename).write_bytes(PAYLOAD)
-    monkeypatch.setenv("COURSE_DATA_MIRROR", str(mirror))
+def test_corrupt_cache_is_fetched_again(cache, mirrored):
+    ds, _ = mirrored
     cache.mkdir(parents=True)
     (cache / ds.filename).write_bytes(PAYLOAD[:-7] + b"XXXXXXX")  # same size, wrong content
     assert data.fetch(ds.name).read_bytes() == PAYLOAD
@@ -147,18 +151,20 @@ def test_extract_member_from_tar_and_zip(tmp_path):
         link = tarfile.TarInfo("pkg-1.0/pkg/link.txt")
         link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
         tf.addfile(link)
-    out = tmp_path / "out"
-    fetch_mod.extract_member(tar_path, "pkg-1.0/pkg/data.txt", out, len(PAYLOAD))
-    assert out.read_bytes() == PAYLOAD
+    expected = (len(PAYLOAD), hashlib.sha256(PAYLOAD).hexdigest())
+    out = io.BytesIO()
+    assert fetch_mod.extract_member(tar_path, "pkg-1.0/pkg/data.txt", out, len(PAYLOAD)) == expected
+    assert out.getvalue() == PAYLOAD
     with pytest.raises(data.DataError, match="not a regular file"):
-        fetch_mod.extract_member(tar_path, "pkg-1.0/pkg/link.txt", out, len(PAYLOAD))
+        fetch_mod.extract_member(tar_path, "pkg-1.0/pkg/link.txt", io.BytesIO(), len(PAYLOAD))
     zip_path = tmp_path / "pkg-1.0-py3-none-any.whl"
     with zipfile.ZipFile(zip_path, "w") as zf:
         zf.writestr("pkg/data.txt", PAYLOAD)
-    fetch_mod.extract_member(zip_path, "pkg/data.txt", out, len(PAYLOAD))
-    assert out.read_bytes() == PAYLOAD
+    out = io.BytesIO()
+    assert fetch_mod.extract_member(zip_path, "pkg/data.txt", out, len(PAYLOAD)) == expected
+    assert out.getvalue() == PAYLOAD
     with pytest.raises(data.DataError, match="has no member"):
-        fetch_mod.extract_member(zip_path, "pkg/other.txt", out, len(PAYLOAD))
+        fetch_mod.extract_member(zip_path, "pkg/other.txt", io.BytesIO(), len(PAYLOAD))
 
 
 def test_pypi_artifact_source_for_real(cache, monkeypatch):
@@ -193,3 +199,135 @@ def test_train_val_split():
     assert data.train_val_split(list(range(10)), 0.2) == (list(range(8)), [8, 9])
     with pytest.raises(ValueError):
         data.train_val_split("abc", 1.5)
+
+
+# ---------------------------------------------------------------- the mirror is read-only
+def test_a_corrupt_file_in_the_mirror_is_never_deleted(monkeypatch, server, mirrored):
+    root, base = server
+    (root / "good.txt").write_bytes(PAYLOAD)  # a good source exists, yet the mirror's file stays as it is
+    ds, mirror = mirrored
+    monkeypatch.setenv("COURSE_DATA_DIR", str(mirror))  # the cache is the mirror
+    monkeypatch.setitem(DATASETS, ds.name, _dataset(sources=(Url(f"{base}/good.txt"),)))
+    monkeypatch.delenv("COURSE_OFFLINE", raising=False)
+    path, corrupt = mirror / ds.filename, PAYLOAD[:-3] + b"XYZ"
+    path.write_bytes(corrupt)
+    for force in (False, True):
+        with pytest.raises(data.DataError, match="never changes or deletes a mirror's files") as err:
+            data.fetch(ds.name, force=force)
+        assert "point COURSE_DATA_DIR at another folder" in str(err.value)
+        assert path.read_bytes() == corrupt
+    with pytest.raises(data.DataError, match="never deletes"):
+        fetch_mod.clear(ds.name)
+    assert path.read_bytes() == corrupt
+
+
+def test_a_good_file_in_the_mirror_is_used_in_place(monkeypatch, mirrored):
+    ds, mirror = mirrored
+    monkeypatch.setenv("COURSE_DATA_DIR", str(mirror))
+    path = mirror / ds.filename
+    before = path.stat()
+    assert data.fetch(ds.name, force=True) == path
+    assert path.stat().st_ino == before.st_ino and path.stat().st_mtime_ns == before.st_mtime_ns
+
+
+def test_a_corrupt_cache_file_outside_the_mirror_is_replaced(cache, mirrored):
+    ds, mirror = mirrored
+    cache.mkdir()
+    (cache / ds.filename).write_bytes(b"junk")
+    assert data.fetch(ds.name).read_bytes() == PAYLOAD
+    assert (mirror / ds.filename).read_bytes() == PAYLOAD
+
+
+# ---------------------------------------------------------------- errors that say what to do
+def test_a_corrupt_archive_is_a_fetch_error_naming_the_source(cache, monkeypatch):
+    ds = _dataset(sources=(PyPIArtifact("pkg==1.0", "pkg-1.0/pkg/toy.txt", binary=False),))
+    monkeypatch.setitem(DATASETS, ds.name, ds)
+
+    def fake_pip(cmd, **kwargs):  # "downloads" a damaged sdist
+        dest = Path(cmd[cmd.index("--dest") + 1])
+        (dest / "pkg-1.0.tar.gz").write_bytes(b"\x1f\x8b\x08\x00" + b"not really gzip" * 10)
+        return fetch_mod.subprocess.CompletedProcess(cmd, 0, "", "")
+
+    monkeypatch.setattr(fetch_mod.subprocess, "run", fake_pip)
+    with pytest.raises(data.DataError) as err:
+        data.fetch(ds.name)
+    message = str(err.value)
+    assert "PyPI sdist pkg==1.0 (pkg-1.0/pkg/toy.txt): pkg-1.0.tar.gz is not a readable archive" in message
+    assert "What to do:" in message and not (cache / ds.filename).exists()
+
+
+def test_fetch_all_offline_ends_with_a_summary_and_exit_2(cache, tmp_path, monkeypatch, capsys):
+    from course_lib.data import __main__ as cli
+
+    good, bad = _dataset("good"), _dataset("bad", sources=(Url("https://example.invalid/bad.txt"),))
+    monkeypatch.setattr(cli, "DATASETS", {"bad": bad, "good": good})
+    for ds in (good, bad):
+        monkeypatch.setitem(DATASETS, ds.name, ds)
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    (mirror / good.filename).write_bytes(PAYLOAD)  # only one of the two is in the mirror
+    monkeypatch.setenv("COURSE_DATA_MIRROR", str(mirror))
+    monkeypatch.setenv("COURSE_OFFLINE", "1")
+    assert cli.main(["fetch", "--all"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[0] == "bad: FAILED"
+    assert err[-1].startswith("1 of 2 data sets fetched, 1 failed (bad). What to do:")
+    assert "COURSE_DATA_MIRROR" in err[-1]
+    monkeypatch.setattr(cli, "DATASETS", {"good": good})
+    assert cli.main(["fetch", "--all"]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1].startswith("1 of 1 data sets fetched and verified")
+
+
+def test_data_dir_that_is_a_file_says_it_must_be_a_folder(tmp_path, monkeypatch, mirrored):
+    ds, _ = mirrored
+    not_a_folder = tmp_path / "data.txt"
+    not_a_folder.write_text("oops")
+    monkeypatch.setenv("COURSE_OFFLINE", "1")
+    for value in (not_a_folder, not_a_folder / "sub"):  # the folder itself, or a path through a file
+        monkeypatch.setenv("COURSE_DATA_DIR", str(value))
+        with pytest.raises(data.DataError) as err:
+            data.fetch(ds.name)
+        message = str(err.value)
+        assert f"COURSE_DATA_DIR={value} is not a folder" in message
+        assert "COURSE_DATA_DIR must name a folder" in message
+        assert "Errno" not in message and "\n" not in message  # one paragraph, no raw OSError
+
+
+def test_a_data_dir_that_cannot_be_written_gives_one_paragraph(cache, monkeypatch, mirrored):
+    ds, _ = mirrored
+    cache.mkdir()
+    if os.geteuid() != 0:  # a real read-only folder (root may write anywhere)
+        cache.chmod(0o500)
+    else:
+        monkeypatch.setattr(fetch_mod.os, "access", lambda path, mode: False)
+    try:
+        with pytest.raises(data.DataError) as err:
+            data.fetch(ds.name)
+    finally:
+        cache.chmod(0o700)
+    message = str(err.value)
+    assert message.startswith(f"Cannot create or write to the data folder {cache} (permission denied)")
+    assert "set COURSE_DATA_DIR to a folder you can write to" in message and "\n" not in message
+
+
+def test_a_permission_error_while_writing_the_cache_gives_the_same_advice(cache, monkeypatch, mirrored):
+    from course_lib import atomic
+
+    ds, _ = mirrored
+
+    def denied(dir, prefix, suffix):  # e.g. a network file system whose access() says yes
+        raise PermissionError(13, "Permission denied", str(Path(dir) / f"{prefix}x{suffix}"))
+
+    monkeypatch.setattr(atomic.tempfile, "mkstemp", denied)
+    with pytest.raises(data.DataError, match=r"Cannot create or write to the data folder .*chmod u\+w"):
+        data.fetch(ds.name)
+
+
+def test_fetched_files_are_readable_by_others_as_the_umask_allows(cache, mirrored):
+    ds, _ = mirrored
+    before = os.umask(0o022)
+    try:
+        path = data.fetch(ds.name)
+    finally:
+        os.umask(before)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644  # not tempfile.mkstemp's 0o600

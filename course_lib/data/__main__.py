@@ -1,4 +1,8 @@
-"""Day 1: ``python -m course_lib.data list|fetch NAME...|fetch --all``."""
+"""Day 1: ``python -m course_lib.data list|fetch NAME...|fetch --all``.
+
+``fetch`` ends with a summary line, and exits with status 0 when every data set was
+fetched and verified, 2 when any failed (each failure says why and what to do).
+"""
 
 from __future__ import annotations
 
@@ -28,18 +32,25 @@ def main(argv: list[str] | None = None) -> int:
     names = sorted(DATASETS) if args.all else args.names
     if not names:
         parser.error("name at least one data set, or use --all")
-    status = 0
+    failed = []
     for name in names:
         start = time.perf_counter()
         try:
             path = fetch(name, force=args.force)
         except (DataError, KeyError) as err:
-            print(f"{name}: FAILED\n{err}", file=sys.stderr)
-            status = 1
+            print(f"{name}: FAILED\n{err.args[0] if isinstance(err, KeyError) else err}", file=sys.stderr)
+            failed.append(name)
             continue
         print(f"{name:16} ok  {path}  ({time.perf_counter() - start:.1f} s)")
-    return status
-
+    fetched = len(names) - len(failed)
+    if failed:
+        print(f"{fetched} of {len(names)} data sets fetched, {len(failed)} failed ({', '.join(failed)}). What to "
+              "do: read the reason under each FAILED above; without internet access, set COURSE_DATA_MIRROR to a "
+              "folder that holds the files (or copy them into the data folder), then run this command again.",
+              file=sys.stderr)
+        return 2
+    print(f"{fetched} of {len(names)} data sets fetched and verified in {data_dir()}")
+    return 0
 
 if __name__ == "__main__":
     sys.exit(main())
