@@ -1,6 +1,7 @@
 """The repository's own rules: clean notebooks, a complete table of contents, one set of
 dependencies in pyproject.toml and environment.yml."""
 
+import ast
 import re
 import tomllib
 from pathlib import Path
@@ -44,6 +45,63 @@ def test_notebook_has_title_parameters_exercises_and_summary(path):
     assert len(solutions) >= 3, "at least three exercises, each with a hidden solution"
     code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
     assert "from course_lib" in code or "import course_lib" in code
+
+
+def _parameters_cell(nb) -> int:
+    return next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", []))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_parameters_cell_holds_one_literal_per_line(path):
+    """papermill reads the cell line by line: `name = literal  # what it is`, nothing else."""
+    nb = nbformat.read(path, as_version=4)
+    cell = nb.cells[_parameters_cell(nb)]
+    assert cell.source.startswith("# Parameters") and "papermill in.ipynb out.ipynb -p NAME VALUE" in cell.source
+    lines = cell.source.splitlines()
+    body = ast.parse(cell.source).body
+    assert body, "no parameters"
+    for node in body:
+        what = lines[node.lineno - 1]
+        assert isinstance(node, ast.Assign) and len(node.targets) == 1, f"only assignments: {what}"
+        assert isinstance(node.targets[0], ast.Name), f"one name per line: {what}"
+        assert node.lineno == node.end_lineno, f"one line per parameter: {what}"
+        ast.literal_eval(node.value)  # raises ValueError on a call, a name or an expression
+        comment = what[node.end_col_offset :]
+        assert comment.startswith("  # "), f"say what it is in a comment on its line: {what}"
+        assert "=" not in comment, f"papermill skips a line with two '=': {what}"
+    for number, line in enumerate(lines, 1):
+        assert not line.strip() or line.startswith("#") or any(n.lineno == number for n in body), line
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_fast_mode_cell_follows_and_replaces_only_defaults(path):
+    """The cell after the parameters: `name = FAST if name == DEFAULT else name` under `if fast_mode():`."""
+    nb = nbformat.read(path, as_version=4)
+    i = _parameters_cell(nb)
+    params = {n.targets[0].id: ast.literal_eval(n.value) for n in ast.parse(nb.cells[i].source).body}
+    cell = nb.cells[i + 1]
+    assert cell.cell_type == "code" and not cell.metadata.get("tags"), "an untagged code cell"
+    assert cell.source.startswith("# Fast mode (COURSE_FAST=1")
+    imp, branch = ast.parse(cell.source).body
+    assert ast.unparse(imp) == "from course_lib import fast_mode"
+    assert isinstance(branch, ast.If) and ast.unparse(branch.test) == "fast_mode()" and not branch.orelse
+    replaced = []
+    for stmt in branch.body:
+        assert isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)
+        name = stmt.targets[0].id
+        if name not in params:
+            continue  # a helper value, such as day 21's fast_overrides
+        value, line = stmt.value, ast.unparse(stmt)
+        assert isinstance(value, ast.IfExp) and ast.unparse(value.orelse) == name, line
+        test = value.test
+        assert isinstance(test, ast.Compare) and ast.unparse(test.left) == name and len(test.ops) == 1, line
+        default = ast.literal_eval(test.comparators[0])
+        assert default == params[name] and type(default) is type(params[name]), f"not the default: {line}"
+        assert isinstance(test.ops[0], ast.Is if default is None else ast.Eq), line
+        replaced.append(name)
+    assert replaced and len(replaced) == len(set(replaced)), replaced
+    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    assert not re.search(r"\bpick\(", code), "the parameters are literals; fast mode lives in its own cell"
 
 
 def _toc_files(node) -> list[str]:
