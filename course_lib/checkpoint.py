@@ -80,6 +80,12 @@ class Checkpoint:
     def metrics(self) -> dict[str, Any]:
         return self.meta.get("metrics", {})
 
+    def require_tokenizer(self) -> Tokenizer:
+        """:attr:`tokenizer`, or a :class:`CheckpointError` saying what the manifest holds instead."""
+        if self.tokenizer is None:
+            raise _no_tokenizer(self.path, self.meta)
+        return self.tokenizer
+
     def __repr__(self) -> str:
         name = type(self.model).__name__
         return f"Checkpoint(step={self.step}, model={name}, metrics={self.metrics}, path={self.path})"
@@ -284,11 +290,7 @@ def load_checkpoint(
     rebuilt = model is None
     where = folder / MANIFEST
     check_model_config(meta.get("model_config"), where, gpt=rebuilt and model_factory is None)
-    tokenizer = None
-    if is_course_tokenizer(meta.get("tokenizer")):  # checked (pattern, vocabulary) before the model exists
-        stored_cfg = meta.get("model_config") or {}
-        vocab = stored_cfg.get("vocab_size", getattr(getattr(model, "config", None), "vocab_size", None))
-        tokenizer = tokenizer_from_manifest(meta["tokenizer"], where, vocab_size=vocab)
+    tokenizer = _stored_tokenizer(meta, where, model)  # checked (pattern, vocabulary) before the model exists
     weights = _read_verified(folder, "model.safetensors", meta)
     check_finite(weights, folder / "model.safetensors")
     for alias, target in meta.get("aliases", {}).items():
@@ -316,6 +318,37 @@ def load_checkpoint(
                                   "build the optimizer the same way (configure_optimizer) before loading.") from err
     rng = _read_verified(folder, "rng.safetensors", meta) if "rng.safetensors" in meta["files"] else {}
     return Checkpoint(model=model, meta=meta, rng=rng, path=folder, tokenizer=tokenizer)
+
+
+def _stored_tokenizer(meta: dict[str, Any], where: Path, model: nn.Module | None) -> Tokenizer | None:
+    """The course tokenizer in the manifest, checked against the model's vocab_size; None if there is none."""
+    if not is_course_tokenizer(meta.get("tokenizer")):
+        return None
+    stored_cfg = meta.get("model_config") or {}
+    vocab = stored_cfg.get("vocab_size", getattr(getattr(model, "config", None), "vocab_size", None))
+    return tokenizer_from_manifest(meta["tokenizer"], where, vocab_size=vocab)
+
+
+def checkpoint_tokenizer(path: str | os.PathLike) -> Tokenizer:
+    """The course tokenizer stored in a checkpoint folder's manifest, without loading any weights.
+
+    Checked as :func:`load_checkpoint` checks it (known split pattern, the model's vocab_size);
+    a checkpoint that stores none raises :class:`CheckpointError`.
+    """
+    folder = Path(path)
+    meta = _read_manifest(folder)
+    tokenizer = _stored_tokenizer(meta, folder / MANIFEST, None)
+    if tokenizer is None:
+        raise _no_tokenizer(folder, meta)
+    return tokenizer
+
+
+def _no_tokenizer(folder: Path, meta: dict[str, Any]) -> CheckpointError:
+    stored = meta.get("tokenizer")
+    kind = stored.get("type") if isinstance(stored, dict) else type(stored).__name__
+    what = "no tokenizer" if stored is None else f"a tokenizer of type {kind!r}, not one of the course's"
+    return CheckpointError(f"{folder} stores {what}, so its ids cannot be turned into text: use a checkpoint "
+                           "saved with tokenizer=tok.to_dict() (python -m course_lib train does).")
 
 
 def list_checkpoints(out_dir: str | os.PathLike) -> list[CheckpointInfo]:

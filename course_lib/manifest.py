@@ -22,12 +22,13 @@ first, with the functions here:
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 from safetensors import SafetensorError
+
+from course_lib.tokenizers.registry import TOKENIZER_TYPES, from_dict
 
 if TYPE_CHECKING:
     from course_lib.model import GPTConfig
@@ -44,7 +45,7 @@ LIMITS = {  # the largest value of each config field that the course loads
     "block_size": 1 << 17,  # 131,072 positions: Llama 3.1/3.2's context
     "intermediate_size": 1 << 17,  # Llama 3.1 405B's MLP is 53,248 wide
 }
-TOKENIZER_KINDS = ("course_lib.CharTokenizer", "course_lib.BPETokenizer")
+TOKENIZER_KINDS = tuple(TOKENIZER_TYPES)  # "course_lib.CharTokenizer", "course_lib.BPETokenizer"
 _WHAT_TO_DO = "Re-train the model, re-download the checkpoint, or pick another one (list_checkpoints(OUT))."
 
 
@@ -151,7 +152,7 @@ def known_pattern(pattern: Any, where: Path) -> str | None:
 
 
 def is_course_tokenizer(data: Any) -> bool:
-    """True for a tokenizer stored by the course (``tok.save``'s JSON, with its ``type``)."""
+    """True for a tokenizer stored by the course (``tok.to_dict()``, with its ``type``)."""
     return isinstance(data, dict) and data.get("type") in TOKENIZER_KINDS
 
 
@@ -162,9 +163,6 @@ def tokenizer_from_manifest(data: Any, where: Path, vocab_size: int | None = Non
     entries than ``LIMITS["vocab_size"]``, a malformed entry, and (when ``vocab_size`` is
     given) a vocabulary size other than the model's.
     """
-    from course_lib.tokenizers import BPETokenizer, CharTokenizer
-    from course_lib.tokenizers.base import write_json
-
     if not is_course_tokenizer(data):
         kind = data.get("type") if isinstance(data, dict) else type(data).__name__
         raise CheckpointError(f"{where}: the stored tokenizer has type {kind!r}; the course reads "
@@ -178,12 +176,10 @@ def tokenizer_from_manifest(data: Any, where: Path, vocab_size: int | None = Non
     checked = dict(data)
     if is_bpe:
         checked["pattern"] = known_pattern(data.get("pattern"), where)
-    cls = BPETokenizer if is_bpe else CharTokenizer
-    with tempfile.TemporaryDirectory(prefix="course-tok-") as tmp:
-        try:
-            tok = cls.load(write_json(Path(tmp) / "tok.json", checked))
-        except (ValueError, KeyError, TypeError, AttributeError) as err:
-            raise CheckpointError(f"{where}: the stored tokenizer is malformed ({err}). " + _WHAT_TO_DO) from None
+    try:
+        tok = from_dict(checked)
+    except (ValueError, KeyError, TypeError, AttributeError) as err:
+        raise CheckpointError(f"{where}: the stored tokenizer is malformed ({err}). " + _WHAT_TO_DO) from None
     if vocab_size is not None and tok.vocab_size != vocab_size:
         raise CheckpointError(
             f"{where}: the stored tokenizer has {tok.vocab_size:,} tokens but the model's vocab_size is "

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from course_lib import manifest
-from course_lib.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from course_lib.checkpoint import CheckpointError, checkpoint_tokenizer, load_checkpoint, save_checkpoint
 from course_lib.manifest import LIMITS, MAX_PARAMETERS, parameter_count
 from course_lib.model import GPT, GPTConfig
 from course_lib.tokenizers import GPT2_SPLIT_PATTERN, GPT4_SPLIT_PATTERN, BPETokenizer, CharTokenizer
@@ -25,16 +25,11 @@ from ddp_worker import TinyConfig, TinyLM
 TEXT = "to be or not to be, that is the question; aaaa bbb"
 
 
-def tok_dict(tok, tmp_path: Path) -> dict:
-    """The tokenizer's own JSON, as the CLI stores it in a checkpoint (tok.save)."""
-    return json.loads(tok.save(tmp_path / "tok.json").read_text(encoding="utf-8"))
-
-
 def gpt_checkpoint(tmp_path: Path, tokenizer=None, vocab_size: int | None = None) -> Path:
     torch.manual_seed(0)
     vocab = vocab_size or (tokenizer.vocab_size if tokenizer is not None else 16)
     model = GPT(GPTConfig.modern(vocab_size=vocab, block_size=8, n_layer=1, n_head=2, n_embd=16))
-    stored = None if tokenizer is None else tok_dict(tokenizer, tmp_path)
+    stored = None if tokenizer is None else tokenizer.to_dict()  # as the CLI stores it
     return save_checkpoint(tmp_path / "run", model, step=1, tokenizer=stored)
 
 
@@ -149,9 +144,44 @@ def test_a_tokenizer_whose_vocabulary_differs_from_the_model_is_refused(tmp_path
     with pytest.raises(CheckpointError, match=f"tokenizer has {tok.vocab_size} tokens but the model's vocab_size "
                                               f"is {tok.vocab_size + 5}"):
         load_checkpoint(folder)
-    folder = save_checkpoint(tmp_path / "tiny", TinyLM(TinyConfig()), step=1, tokenizer=tok_dict(tok, tmp_path))
+    folder = save_checkpoint(tmp_path / "tiny", TinyLM(TinyConfig()), step=1, tokenizer=tok.to_dict())
     with pytest.raises(CheckpointError, match="model's vocab_size is 16"):  # also when loading into a given model
         load_checkpoint(folder, model=TinyLM(TinyConfig()))
+
+
+def test_the_tokenizer_alone_is_read_without_the_weights(tmp_path):
+    tok = BPETokenizer.train(TEXT, 262, pattern="gpt2", special_tokens=["<|endoftext|>"])
+    model = GPT(GPTConfig.modern(vocab_size=tok.vocab_size, block_size=8, n_layer=1, n_head=2, n_embd=16))
+    folder = save_checkpoint(tmp_path / "obj", model, step=1, tokenizer=tok)  # an object: its to_dict() is stored
+    assert json.loads((folder / "meta.json").read_text())["tokenizer"] == tok.to_dict()
+    (folder / "model.safetensors").unlink()  # checkpoint_tokenizer never reads the weights
+    loaded = checkpoint_tokenizer(folder)
+    assert isinstance(loaded, BPETokenizer) and loaded.merges == tok.merges
+    assert loaded.special_tokens == tok.special_tokens and loaded.pattern == GPT2_SPLIT_PATTERN
+    edit_manifest(folder, lambda m: m["tokenizer"].update(pattern="(a|aa)+c"))  # checked as load_checkpoint does
+    with pytest.raises(CheckpointError, match="split pattern '.a.aa.+c' is not one the course knows"):
+        checkpoint_tokenizer(folder)
+    edit_manifest(folder, lambda m: m["model_config"].update(vocab_size=300))
+    edit_manifest(folder, lambda m: m["tokenizer"].update(pattern="gpt2"))
+    with pytest.raises(CheckpointError, match="but the model's vocab_size is 300"):
+        checkpoint_tokenizer(folder)
+
+
+def test_a_checkpoint_without_a_course_tokenizer_says_so(tmp_path):
+    folder = gpt_checkpoint(tmp_path)  # no tokenizer
+    with pytest.raises(CheckpointError, match="stores no tokenizer, so its ids cannot be turned into text"):
+        checkpoint_tokenizer(folder)
+    ckpt = load_checkpoint(folder)
+    assert ckpt.tokenizer is None
+    with pytest.raises(CheckpointError, match="stores no tokenizer"):
+        ckpt.require_tokenizer()
+    edit_manifest(folder, lambda m: m.update(tokenizer={"type": "someone.Else", "vocab": ["a"]}))
+    ckpt = load_checkpoint(folder)  # a tokenizer of another kind is kept in meta, not rebuilt
+    assert ckpt.tokenizer is None and ckpt.meta["tokenizer"]["type"] == "someone.Else"
+    with pytest.raises(CheckpointError, match="a tokenizer of type 'someone.Else', not one of the course's"):
+        ckpt.require_tokenizer()
+    with pytest.raises(CheckpointError, match="someone.Else"):
+        checkpoint_tokenizer(folder)
 
 
 def test_a_malformed_tokenizer_is_a_checkpoint_error(tmp_path):

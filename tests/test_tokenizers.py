@@ -1,4 +1,4 @@
-"""Tests for course_lib.tokenizers: BPE training and encoding, special tokens, files, CharTokenizer.
+"""Tests for course_lib.tokenizers: BPE training and encoding, special tokens, dicts and files, CharTokenizer.
 
 References: hand-worked merges, a naive trainer written here (recounts every pair
 after every merge), and a naive encoder (applies each merge in order to the whole text).
@@ -16,16 +16,22 @@ import regex
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import numpy as np
+import torch
+
 import course_lib.tokenizers
 from course_lib.tokenizers import (
     GPT2_SPLIT_PATTERN,
     GPT4_SPLIT_PATTERN,
     BPETokenizer,
     CharTokenizer,
+    Tokenizer,
     bpe,
     char,
+    from_dict,
     hf_export,
     patterns,
+    registry,
     train,
     train_bpe,
 )
@@ -82,14 +88,14 @@ def naive_train(text: str, vocab_size: int, pattern: str | None) -> list[tuple[b
     return merges
 
 
-def naive_encode(tok: BPETokenizer, text: str) -> list[int]:
-    """Apply each merge, in order, to every chunk of the text."""
+def naive_encode(tok: BPETokenizer, text: str, k: int | None = None) -> list[int]:
+    """Apply each merge (only the first ``k`` when given), in order, to every chunk of the text."""
     pieces = [text] if tok.pattern is None else regex.findall(tok.pattern, text)
     id_of = {t: i for i, t in tok.vocab.items()}
     out = []
     for piece in pieces:
         ids = list(piece.encode("utf-8"))
-        for a, b in tok.merges:
+        for a, b in tok.merges[:k]:
             ids = naive_merge(ids, (id_of[a], id_of[b]), id_of[a + b])
         out += ids
     return out
@@ -214,6 +220,39 @@ def test_invalid_utf8_decodes_with_replacement():
         tok.decode([tok.vocab_size])
 
 
+@pytest.mark.parametrize("tok", [TOKS["gpt2"], CharTokenizer.from_text("hello")], ids=["bpe", "char"])
+def test_decode_names_an_id_outside_the_vocabulary(tok):
+    n = tok.vocab_size
+    for bad in (n, n + 1000, -1):
+        with pytest.raises(ValueError, match=rf"id {bad} is outside this tokenizer's vocabulary of {n} tokens: "
+                                             rf"ids run from 0 to {n - 1}"):
+            tok.decode([0, 1, bad, 2])
+    with pytest.raises(ValueError, match=r"id 1\.5 is not an integer"):
+        tok.decode([0, 1.5])
+    # numpy and torch integers are ids too, out of range ones named the same way
+    assert tok.decode(np.array([1, 0])) == tok.decode(torch.tensor([1, 0])) == tok.decode([1, 0])
+    with pytest.raises(ValueError, match=f"id {n} is outside"):
+        tok.decode(torch.tensor([0, n]))
+
+
+@pytest.mark.parametrize("pattern", PATTERNS)
+def test_max_merges_applies_only_the_first_merges(pattern):
+    """Reference: the naive encoder with the first k merges; chunks over 32 bytes take the fast path."""
+    tok = TOKS[pattern]
+    text = SAMPLE[:300] + "ab" * 40 + " " * 50
+    for k in (0, 1, 5, 37, 199):
+        assert tok.encode(text, max_merges=k) == naive_encode(tok, text, k) == tok.encode_ordinary(text, max_merges=k)
+    assert tok.encode(text, max_merges=0) == list(text.encode("utf-8"))
+    # all merges: the same as no limit, and the partial encodings above left nothing in the cache
+    assert tok.encode(text, max_merges=len(tok.merges)) == tok.encode(text) == naive_encode(tok, text)
+    # special tokens keep their ids whatever the limit
+    eot = tok.special_tokens["<|endoftext|>"]
+    assert tok.encode("ab<|endoftext|>", allowed_special="all", max_merges=0) == [97, 98, eot]
+    for bad in (-1, len(tok.merges) + 1, 2.0, True):
+        with pytest.raises(ValueError, match=f"max_merges={bad!r}: this tokenizer has 200 merges, so pass 0..200"):
+            tok.encode("ab", max_merges=bad)
+
+
 # ---- special tokens -----------------------------------------------------------------
 @pytest.mark.parametrize("pattern", PATTERNS)
 def test_special_tokens_are_whole_and_after_the_merges(pattern):
@@ -225,28 +264,83 @@ def test_special_tokens_are_whole_and_after_the_merges(pattern):
     # ... which a tokenizer trained without special tokens does learn
     assert any(b"<|" in a + b for a, b in BPETokenizer.train(TRAIN_TEXT, 456, pattern=pattern).merges)
     text = "<|user|>Hello there<|assistant|>Hi!<|endoftext|>"
-    ids = tok.encode(text)
+    ids = tok.encode(text, allowed_special="all")
     assert [i for i in ids if i >= n] == [n + 1, n + 2, n]
     assert ids[0] == n + 1 and ids[-1] == n and tok.decode(ids) == text
-    plain = tok.encode(text, allowed_special="none")
+    plain = tok.encode_ordinary(text)
     assert max(plain) < n and tok.decode(plain) == text
-    only = tok.encode(text, allowed_special={"<|endoftext|>"})
-    assert [i for i in only if i >= n] == [n]
     with pytest.raises(ValueError, match="not special tokens"):
         tok.encode(text, allowed_special={"<|system|>"})
+
+
+def test_special_tokens_in_ordinary_text_are_refused_unless_allowed():
+    """tiktoken's policy: the caller says whether a special token's string is the token or text."""
+    tok = TOKS["gpt4"]
+    eot, user = tok.special_tokens["<|endoftext|>"], tok.special_tokens["<|user|>"]
+    text = "Hi<|user|>there<|endoftext|>"
+    with pytest.raises(ValueError, match=r"special token '<\|user\|>' at position 2: pass "
+                                         r"allowed_special=\{'<\|user\|>'\} \(or 'all'\) .*encode_ordinary"):
+        tok.encode(text)
+    # allowing one is not allowing the other: the first one not allowed is named
+    with pytest.raises(ValueError, match=r"'<\|endoftext\|>' at position 15"):
+        tok.encode(text, allowed_special={"<|user|>"})
+    both = tok.encode(text, allowed_special={"<|user|>", "<|endoftext|>"})
+    assert both == tok.encode(text, allowed_special="all")
+    assert both == tok.encode_ordinary("Hi") + [user] + tok.encode_ordinary("there") + [eot]
+    with pytest.raises(ValueError, match="encode_ordinary"):
+        tok.encode(text, allowed_special="none")  # not a value: a string is not a set of tokens
+    # text without a special token's string encodes the same under every choice
+    assert tok.encode("Hi <|user there") == tok.encode("Hi <|user there", allowed_special="all") == \
+        tok.encode_ordinary("Hi <|user there")
+    # and a tokenizer without special tokens never refuses
+    assert BPETokenizer().encode("<|endoftext|>") == list(b"<|endoftext|>")
 
 
 def test_longest_special_token_wins():
     tok = BPETokenizer.train("hello", 260, special_tokens=["<|a|>", "<|a|>b"])
     n = 256 + len(tok.merges)
-    assert tok.encode("<|a|>b<|a|>") == [n + 1, n]
+    assert tok.encode("<|a|>b<|a|>", allowed_special="all") == [n + 1, n]
     with pytest.raises(ValueError, match="duplicate"):
         BPETokenizer.train("hello", 260, special_tokens=["<|a|>", "<|a|>"])
     with pytest.raises(ValueError, match="ordinary tokens"):
         BPETokenizer.train("hello", 260, special_tokens=["h"])
 
 
-# ---- files ------------------------------------------------------------------------
+# ---- dicts and files ------------------------------------------------------------
+@pytest.mark.parametrize("pattern", PATTERNS)
+def test_to_dict_from_dict_round_trip(pattern):
+    tok = TOKS[pattern]
+    data = json.loads(json.dumps(tok.to_dict()))  # JSON-able, as a checkpoint manifest stores it
+    assert data["type"] == "course_lib.BPETokenizer" and data["version"] == 1
+    assert data["merges"][0] == [hf_export.token_to_str(a) for a in tok.merges[0]]
+    for loaded in (BPETokenizer.from_dict(data), from_dict(data)):
+        assert type(loaded) is BPETokenizer and loaded.vocab == tok.vocab and loaded.pattern == tok.pattern
+        assert loaded.special_tokens == tok.special_tokens and loaded.merges == tok.merges
+    char_tok = CharTokenizer.from_text("hello world", unknown="<unk>")
+    loaded = from_dict(json.loads(json.dumps(char_tok.to_dict())))
+    assert type(loaded) is CharTokenizer and loaded.itos == char_tok.itos and loaded.unknown == "<unk>"
+
+
+def test_from_dict_names_the_known_types():
+    known = r"the known types are course_lib\.CharTokenizer, course_lib\.BPETokenizer"
+    with pytest.raises(ValueError, match=rf"has type 'course_lib\.WordTokenizer'; {known}"):
+        from_dict({"type": "course_lib.WordTokenizer", "words": []})
+    with pytest.raises(ValueError, match=rf"has no 'type'; {known}"):
+        from_dict({"chars": ["a"]})
+    with pytest.raises(ValueError, match=r"no 'type' \(it looks like Hugging Face's tokenizer\.json"):
+        from_dict(json.loads(TOKS["gpt2"].to_hf().to_str()))
+    with pytest.raises(ValueError, match="has a list, not a dict"):
+        from_dict([1, 2])
+    assert set(registry.TOKENIZER_TYPES) == {"course_lib.CharTokenizer", "course_lib.BPETokenizer"}
+    # the class's own from_dict refuses the other class, and a version it does not know
+    with pytest.raises(ValueError, match="not a course_lib.BPETokenizer"):
+        BPETokenizer.from_dict(CharTokenizer.from_text("abc").to_dict())
+    with pytest.raises(ValueError, match="format version is 2; this course_lib reads version 1"):
+        CharTokenizer.from_dict({**CharTokenizer.from_text("abc").to_dict(), "version": 2})
+    with pytest.raises(ValueError, match="'merges' are missing"):
+        BPETokenizer.from_dict({"type": "course_lib.BPETokenizer", "version": 1, "pattern": None})
+
+
 @pytest.mark.parametrize("pattern", PATTERNS)
 @pytest.mark.parametrize("name", ["tok.json", "tokenizer.json"])
 def test_save_load_round_trip(tmp_path, pattern, name):
@@ -254,17 +348,36 @@ def test_save_load_round_trip(tmp_path, pattern, name):
     path = tok.save(tmp_path / name)
     assert sorted(p.name for p in tmp_path.iterdir()) == [name]  # no temporary file left
     data = json.loads(path.read_text(encoding="utf-8"))
-    assert ("model" in data) == (name == "tokenizer.json")
-    loaded = BPETokenizer.load(path)
-    assert loaded.merges == tok.merges and loaded.special_tokens == tok.special_tokens
-    assert loaded.pattern == tok.pattern and loaded.vocab == tok.vocab
-    assert loaded.encode(SAMPLE + SPECIALS[1]) == tok.encode(SAMPLE + SPECIALS[1])
+    assert data == tok.to_dict()  # the course's format whatever the name: Hugging Face's only by save_hf
+    for loaded in (BPETokenizer.load(path), course_lib.tokenizers.load(path), Tokenizer.load(path)):
+        assert type(loaded) is BPETokenizer and loaded.merges == tok.merges
+        assert loaded.special_tokens == tok.special_tokens
+        assert loaded.pattern == tok.pattern and loaded.vocab == tok.vocab
+        text = SAMPLE + SPECIALS[1]
+        assert loaded.encode(text, allowed_special="all") == tok.encode(text, allowed_special="all")
+
+
+def test_files_written_before_still_load(tmp_path):
+    """Files as earlier versions wrote them, spelled out here: the course's JSON, and (BPE's save
+    to a name ending in tokenizer.json) Hugging Face's."""
+    bpe_file = {"type": "course_lib.BPETokenizer", "version": 1, "pattern": GPT2_SPLIT_PATTERN,
+                "special_tokens": {"<|endoftext|>": 258}, "merges": [["Ġ", "t"], ["Ġt", "h"]]}  # fmt: skip
+    char_file = {"type": "course_lib.CharTokenizer", "version": 1, "chars": ["\n", " ", "a"], "unknown": "<unk>"}
+    (tmp_path / "bpe.json").write_text(json.dumps(bpe_file), encoding="utf-8")
+    (tmp_path / "char.json").write_text(json.dumps(char_file), encoding="utf-8")
+    bpe_tok = BPETokenizer.load(tmp_path / "bpe.json")
+    assert bpe_tok.merges == [(b" ", b"t"), (b" t", b"h")]
+    assert bpe_tok.encode(" th<|endoftext|>", allowed_special="all") == [257, 258]
+    char_tok = course_lib.tokenizers.load(tmp_path / "char.json")
+    assert char_tok.encode("a \nb") == [2, 1, 0, 3] and char_tok.decode([3]) == "<unk>"
+    (tmp_path / "tokenizer.json").write_text(bpe_tok.to_hf().to_str(), encoding="utf-8")
+    assert course_lib.tokenizers.load(tmp_path / "tokenizer.json").merges == bpe_tok.merges
 
 
 def test_saved_files_are_readable_as_the_umask_allows(tmp_path):
     before = os.umask(0o022)
     try:
-        paths = [TOKS["gpt2"].save(tmp_path / "tok.json"), TOKS["gpt2"].save(tmp_path / "tokenizer.json"),
+        paths = [TOKS["gpt2"].save(tmp_path / "tok.json"), TOKS["gpt2"].save_hf(tmp_path / "tokenizer.json"),
                  CharTokenizer.from_text("abc").save(tmp_path / "char.json")]
     finally:
         os.umask(before)
@@ -280,6 +393,9 @@ def test_load_rejects_other_files(tmp_path):
     (tmp_path / "bad.json").write_text("{not json")
     with pytest.raises(ValueError, match="not a JSON tokenizer"):
         BPETokenizer.load(tmp_path / "bad.json")
+    (tmp_path / "other.json").write_text(json.dumps({"type": "something.Else"}))
+    with pytest.raises(ValueError, match=r"other\.json: the tokenizer has type 'something\.Else'; the known types"):
+        course_lib.tokenizers.load(tmp_path / "other.json")
 
 
 # ---- CharTokenizer ----------------------------------------------------------------
@@ -316,7 +432,7 @@ def test_char_tokenizer_save_load(tmp_path, unknown):
         CharTokenizer.load(TOKS[None].save(tmp_path / "bpe.json"))
 
 
-@pytest.mark.parametrize("module", [course_lib.tokenizers, bpe, char, patterns, train, hf_export])
+@pytest.mark.parametrize("module", [course_lib.tokenizers, bpe, char, patterns, train, hf_export, registry])
 def test_docstring_examples(module):
     failed, attempted = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert attempted > 0 and failed == 0

@@ -1,4 +1,8 @@
-"""Tests for course_lib.tokenizers against Hugging Face ``tokenizers`` (the export and its files)."""
+"""Tests for course_lib.tokenizers against Hugging Face ``tokenizers`` (the exports and their files).
+
+Hugging Face always reads special tokens as special, so our ids to compare with are
+``encode(text, allowed_special="all")``.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from tokenizers import Tokenizer
 
-from course_lib.tokenizers import BPETokenizer, bytes_to_unicode, token_from_str, token_to_str
+import course_lib.tokenizers
+from course_lib.tokenizers import BPETokenizer, CharTokenizer, bytes_to_unicode, token_from_str, token_to_str
 
 TEXT = (
     "ROMEO:\nBut, soft! what light through yonder window breaks?\nIt is the east, and Juliet is the sun.\n\n"
@@ -42,7 +47,7 @@ CASES = {
 @pytest.mark.parametrize("case", CASES)
 def test_export_encodes_and_decodes_like_ours(kind, case):
     text = CASES[case]
-    ids = TOKS[kind].encode(text)
+    ids = TOKS[kind].encode(text, allowed_special="all")
     assert HFS[kind].encode(text).ids == ids
     assert HFS[kind].decode(ids, skip_special_tokens=False) == text == TOKS[kind].decode(ids)
 
@@ -51,7 +56,7 @@ def test_export_encodes_and_decodes_like_ours(kind, case):
 @settings(max_examples=40, deadline=None)
 @given(text=st.text(max_size=80))
 def test_export_matches_on_arbitrary_text(kind, text):
-    ids = TOKS[kind].encode(text)
+    ids = TOKS[kind].encode(text, allowed_special="all")
     assert HFS[kind].encode(text).ids == ids
     assert HFS[kind].decode(ids, skip_special_tokens=False) == text
 
@@ -60,14 +65,14 @@ def test_export_matches_on_arbitrary_text(kind, text):
 @given(parts=st.lists(st.one_of(st.sampled_from(SPECIALS), st.text(alphabet="<|>user ab\n", max_size=8)), max_size=8))
 def test_export_matches_around_special_tokens(parts):
     text = "".join(parts)
-    ids = TOKS["gpt4"].encode(text)
+    ids = TOKS["gpt4"].encode(text, allowed_special="all")
     assert HFS["gpt4"].encode(text).ids == ids
 
 
 def test_export_with_unusual_special_tokens():
     tok = BPETokenizer.train(TEXT, 300, pattern="gpt4", special_tokens=["<|ユーザー|>", "<| user |>", "[END]"])
     text = "hi<|ユーザー|> x<| user |>y[END][END]"
-    ids = tok.encode(text)
+    ids = tok.encode(text, allowed_special="all")
     assert tok.to_hf().encode(text).ids == ids and [i for i in ids if i >= 300] == [300, 301, 302, 302]
     assert tok.to_hf().decode(ids, skip_special_tokens=False) == text == tok.decode(ids)
 
@@ -101,14 +106,13 @@ def test_byte_table_is_gpt2s():
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_saved_tokenizer_json_loads_in_hugging_face(tmp_path, kind):
-    path = TOKS[kind].save(tmp_path / "tokenizer.json")
+    path = TOKS[kind].save_hf(tmp_path / "bpe-hf.json")  # save_hf writes Hugging Face's format, any name
     hf = Tokenizer.from_file(str(path))
     text = CASES["mixed scripts"] + CASES["special tokens"] + CASES["emoji"]
-    assert hf.encode(text).ids == TOKS[kind].encode(text)
-    assert BPETokenizer.load(path).merges == TOKS[kind].merges
-    # also on request under another name, and the course format for comparison
-    other = TOKS[kind].save(tmp_path / "bpe-hf.json", format="hf")
-    assert Tokenizer.from_file(str(other)).encode(text).ids == TOKS[kind].encode(text)
+    assert hf.encode(text).ids == TOKS[kind].encode(text, allowed_special="all")
+    for loaded in (BPETokenizer.load(path), course_lib.tokenizers.load(path)):  # and it reads back
+        assert loaded.merges == TOKS[kind].merges and loaded.special_tokens == TOKS[kind].special_tokens
+        assert loaded.pattern == TOKS[kind].pattern
 
 
 def test_foreign_tokenizer_json_is_refused(tmp_path):
@@ -123,3 +127,66 @@ def test_foreign_tokenizer_json_is_refused(tmp_path):
     hf.save(str(tmp_path / "tokenizer.json"))
     with pytest.raises(ValueError, match="Tokenizer.from_file"):
         BPETokenizer.load(tmp_path / "tokenizer.json")
+
+
+# ---- the character tokenizer ------------------------------------------------------------
+CHAR_TEXT = TEXT + "\t\r\n  \"quotes\" 'single' (brackets) [x] {y} <z> a|b ~`^$*+?.\\ 100% #1 @you &c;\n"
+CHAR_TOK = CharTokenizer.from_text(CHAR_TEXT)
+
+
+@pytest.mark.parametrize("unknown", [None, "<unk>", "?"])
+def test_char_export_encodes_and_decodes_like_ours(unknown):
+    tok = CharTokenizer.from_text(CHAR_TEXT, unknown=unknown)
+    hf = tok.to_hf()
+    for text in (CHAR_TEXT, "ROMEO:\nBut, soft!\n\n  what light?", "\n", " ", "", "e\u0301 👍🏽"):
+        ids = tok.encode(text)
+        assert hf.encode(text).ids == ids
+        assert hf.decode(ids) == tok.decode(ids) == text
+    assert hf.get_vocab_size() == tok.vocab_size
+    assert all(hf.id_to_token(i) == s for i, s in enumerate(tok.itos))
+
+
+@settings(max_examples=60, deadline=None)
+@given(text=st.text(alphabet=sorted(set(CHAR_TEXT)), max_size=80))
+def test_char_export_matches_on_arbitrary_text(text):
+    ids = CHAR_TOK.encode(text)
+    assert CHAR_TOK.to_hf().encode(text).ids == ids and CHAR_TOK.to_hf().decode(ids) == text
+
+
+def test_char_export_of_unseen_characters():
+    """With an unknown token both give its id; without one both refuse the character."""
+    tok = CharTokenizer.from_text("abc\n", unknown="<unk>")
+    assert tok.to_hf().encode("az\n☃").ids == tok.encode("az\n☃") == [1, 4, 0, 4]
+    strict = CharTokenizer.from_text("abc\n")
+    with pytest.raises(ValueError, match="character 'z'"):
+        strict.encode("az")
+    with pytest.raises(Exception, match="UNK"):
+        strict.to_hf().encode("az")
+
+
+@pytest.mark.parametrize("unknown", [None, "<unk>", "?"])
+def test_char_tokenizer_json_loads_in_hugging_face_and_back(tmp_path, unknown):
+    tok = CharTokenizer.from_text(CHAR_TEXT, unknown=unknown)
+    path = tok.save_hf(tmp_path / "tokenizer.json")
+    hf = Tokenizer.from_file(str(path))
+    assert hf.encode(CHAR_TEXT).ids == tok.encode(CHAR_TEXT) and hf.decode(tok.encode(CHAR_TEXT)) == CHAR_TEXT
+    for loaded in (CharTokenizer.load(path), course_lib.tokenizers.load(path)):
+        assert type(loaded) is CharTokenizer and loaded.itos == tok.itos and loaded.unknown == tok.unknown
+    with pytest.raises(ValueError, match="has no BPE model"):
+        BPETokenizer.load(path)
+    with pytest.raises(ValueError, match="no WordLevel model"):
+        CharTokenizer.load(TOKS["gpt2"].save_hf(tmp_path / "bpe.json"))
+
+
+def test_foreign_word_level_json_is_refused(tmp_path):
+    from tokenizers import models, pre_tokenizers
+
+    hf = Tokenizer(models.WordLevel(vocab={"a": 0, "b": 1}, unk_token="<unk>"))
+    hf.pre_tokenizer = pre_tokenizers.Whitespace()  # splits into words, not characters
+    hf.save(str(tmp_path / "tokenizer.json"))
+    with pytest.raises(ValueError, match="does not split the text into single characters"):
+        course_lib.tokenizers.load(tmp_path / "tokenizer.json")
+    unigram = Tokenizer(models.Unigram([("a", -1.0)], 0, byte_fallback=False))
+    unigram.save(str(tmp_path / "unigram.json"))
+    with pytest.raises(ValueError, match="with a Unigram model; the course reads the WordLevel and BPE models"):
+        course_lib.tokenizers.load(tmp_path / "unigram.json")

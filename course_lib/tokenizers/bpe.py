@@ -4,41 +4,44 @@
 >>> tok = BPETokenizer.train(text, vocab_size=260, pattern="gpt2", special_tokens=["<|endoftext|>"])
 >>> tok.merges    # (t,h) and (" ",t) both occur 4 times; b"t" > b" ", so (t,h) comes first
 [(b't', b'h'), (b'th', b'e'), (b't', b'i'), (b'n', b'o')]
->>> ids = tok.encode("the notion<|endoftext|>")
+>>> ids = tok.encode("the notion<|endoftext|>", allowed_special="all")
 >>> ids, tok.decode(ids)
 ([257, 32, 259, 258, 111, 110, 260], 'the notion<|endoftext|>')
 >>> tok.to_hf().encode("the notion<|endoftext|>").ids == ids
 True
+>>> tok.encode("the notion", max_merges=1)   # only the first merge, (t, h)
+[256, 101, 32, 110, 111, 116, 105, 111, 110]
 
 Ids ``0..255`` are the raw bytes, ``256..`` the merged tokens in the order they were
 learned, then the special tokens. Encoding cuts the text at special tokens, splits
 the rest into chunks with the pattern, and inside each chunk applies the learned
 merges by rank: always the earliest-learned pair present, leftmost first.
 
-``encode(text)`` turns every special token's text into its id. Pass
-``allowed_special="none"`` to encode such strings as ordinary text (safer for text
-from users), or a set of the special tokens to allow.
+Special tokens in ordinary text are refused, as tiktoken does: ``encode`` raises a
+``ValueError`` when the text holds a special token's string, unless the caller allows
+it with ``allowed_special="all"`` (or a set of them); ``encode_ordinary`` encodes such
+strings as plain text. Neither choice is right for every text, so the caller makes it:
+a document separator that silently became plain bytes would corrupt training data, and
+a ``<|endoftext|>`` typed by a user that silently became the real token would let them
+end the model's context.
 """
 
 from __future__ import annotations
 
 import heapq
 import operator
-import os
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from course_lib.tokenizers.base import Tokenizer, atomic_write_text, read_json, write_json
-from course_lib.tokenizers.hf_export import from_hf_json, hf_vocab, to_hf, token_from_str, token_to_str
+from course_lib.tokenizers.base import FORMAT_VERSION, Tokenizer, bad_id
+from course_lib.tokenizers.hf_export import bpe_from_hf_dict, bpe_to_hf, hf_vocab, token_from_str, token_to_str
 from course_lib.tokenizers.patterns import NAMED_PATTERNS, resolve_pattern, split_special, split_text
 from course_lib.tokenizers.train import merge, train_bpe
 
 if TYPE_CHECKING:
     import tokenizers
 
-_KIND = "course_lib.BPETokenizer"
 _CACHE_LIMIT = 200_000  # chunks remembered by encode; cleared when full
 _SHORT = 32  # chunks up to this many bytes use the simple merge loop
 
@@ -50,6 +53,8 @@ class BPETokenizer(Tokenizer):
     Build one with :meth:`train` or :meth:`load`; the constructor rebuilds the ids
     from the merges (special tokens given as a list get the next ids, in order).
     """
+
+    TYPE = "course_lib.BPETokenizer"
 
     def __init__(
         self,
@@ -127,12 +132,27 @@ class BPETokenizer(Tokenizer):
         return cls(merges, regex, special_tokens)
 
     # ---- encoding -----------------------------------------------------------------
-    def encode(self, text: str, allowed_special: Literal["all", "none"] | Iterable[str] = "all") -> list[int]:
-        """Text -> ids. Special tokens in ``allowed_special`` (default: all) become their id."""
-        if allowed_special == "all":
-            specials = self.special_tokens
-        elif allowed_special == "none":
-            specials = {}
+    def encode(
+        self,
+        text: str,
+        *,
+        allowed_special: Literal["all"] | Iterable[str] = (),
+        max_merges: int | None = None,
+    ) -> list[int]:
+        """Text -> ids. A special token's string in ``text`` raises a ``ValueError`` unless it
+        is in ``allowed_special`` (``"all"``, or a set of them), which makes it its id.
+
+        Refusing by default follows tiktoken: the caller decides whether such a string is the
+        real token (``allowed_special``) or plain text (:meth:`encode_ordinary`), since
+        guessing wrong either way goes unnoticed. ``max_merges=k`` applies only the first
+        ``k`` merges (by rank), as if training had stopped there; ``None``: all of them.
+        """
+        limit = self._merge_limit(max_merges)
+        if isinstance(allowed_special, str):
+            if allowed_special != "all":
+                raise ValueError(f"allowed_special={allowed_special!r}: pass 'all', a set of special tokens, "
+                                 "or call encode_ordinary(text) to encode special-token strings as plain text")
+            allowed = set(self.special_tokens)
         else:
             allowed = set(allowed_special)
             unknown = allowed - self.special_tokens.keys()
@@ -140,23 +160,46 @@ class BPETokenizer(Tokenizer):
                 raise ValueError(
                     f"{sorted(unknown)} are not special tokens of this tokenizer: use {sorted(self.special_tokens)}"
                 )
-            specials = {s: i for s, i in self.special_tokens.items() if s in allowed}
         ids: list[int] = []
-        for piece, special_id in split_special(text, specials):
+        position = 0
+        for piece, special_id in split_special(text, self.special_tokens):
             if special_id is None:
-                ids.extend(self.encode_ordinary(piece))
-            else:
+                ids.extend(self._encode_chunks(piece, limit))
+            elif piece in allowed:
                 ids.append(special_id)
+            else:
+                raise ValueError(
+                    f"the text holds the special token {piece!r} at position {position}: pass "
+                    f"allowed_special={{{piece!r}}} (or 'all') to encode it as its id {special_id}, or call "
+                    "encode_ordinary(text) to encode it as plain text"
+                )
+            position += len(piece)
         return ids
 
-    def encode_ordinary(self, text: str) -> list[int]:
-        """Text -> ids, treating special-token strings as plain text."""
+    def encode_ordinary(self, text: str, *, max_merges: int | None = None) -> list[int]:
+        """Text -> ids, treating special-token strings as plain text (``max_merges`` as in :meth:`encode`)."""
+        return self._encode_chunks(text, self._merge_limit(max_merges))
+
+    def _merge_limit(self, max_merges: int | None) -> int:
+        n = len(self._rules)
+        if max_merges is None:
+            return n
+        if isinstance(max_merges, bool) or not isinstance(max_merges, int) or not 0 <= max_merges <= n:
+            raise ValueError(f"max_merges={max_merges!r}: this tokenizer has {n} merges, so pass 0..{n} or None")
+        return max_merges
+
+    def _encode_chunks(self, text: str, limit: int) -> list[int]:
+        """Split ``text`` with the pattern and apply the merges of rank < ``limit`` to each chunk."""
         ids: list[int] = []
+        if limit < len(self._rules):  # a partial encoding: not what the cache holds
+            for chunk in split_text(text, self.pattern):
+                ids.extend(self._bpe(chunk.encode("utf-8"), limit))
+            return ids
         cache = self._cache
         for chunk in split_text(text, self.pattern):
             cached = cache.get(chunk)
             if cached is None:
-                cached = self._bpe(chunk.encode("utf-8"))
+                cached = self._bpe(chunk.encode("utf-8"), limit)
                 if len(chunk) <= 64:
                     if len(cache) >= _CACHE_LIMIT:
                         cache.clear()
@@ -164,22 +207,23 @@ class BPETokenizer(Tokenizer):
             ids.extend(cached)
         return ids
 
-    def _bpe(self, data: bytes) -> list[int]:
-        """Apply the merges to one chunk by rank: the earliest-learned pair present, all
-        its occurrences left to right, then the next. Rule ``r`` makes id ``256 + r``.
+    def _bpe(self, data: bytes, limit: int) -> list[int]:
+        """Apply the merges of rank < ``limit`` to one chunk by rank: the earliest-learned pair
+        present, all its occurrences left to right, then the next. Rule ``r`` makes id ``256 + r``.
         """
         ids = list(data)
         if len(ids) > _SHORT:
-            return self._bpe_long(ids)
-        ranks, never = self._ranks, len(self._ranks)
+            return self._bpe_long(ids, limit)
+        ranks = self._ranks
         while len(ids) >= 2:
-            pair = min(zip(ids, ids[1:]), key=lambda p: ranks.get(p, never))
-            if pair not in ranks:
-                break  # no pair left that a rule merges
-            ids = merge(ids, pair, 256 + ranks[pair])
+            pair = min(zip(ids, ids[1:]), key=lambda p: ranks.get(p, limit))
+            rank = ranks.get(pair, limit)
+            if rank >= limit:
+                break  # no pair left that an allowed rule merges
+            ids = merge(ids, pair, 256 + rank)
         return ids
 
-    def _bpe_long(self, tok: list[int]) -> list[int]:
+    def _bpe_long(self, tok: list[int], limit: int) -> list[int]:
         """Same result as :meth:`_bpe` without rescanning the chunk after each merge.
 
         ``tok``/``nxt``/``prv`` form a linked list (``-1``: none); ``where[rank]`` lists
@@ -193,8 +237,9 @@ class BPETokenizer(Tokenizer):
         prv = list(range(-1, len(tok) - 1))
         where: dict[int, list[int]] = {}
         for i, pair in enumerate(zip(tok, tok[1:])):
-            if pair in ranks:
-                where.setdefault(ranks[pair], []).append(i)
+            r = ranks.get(pair, limit)
+            if r < limit:
+                where.setdefault(r, []).append(i)
         todo = list(where)
         heapq.heapify(todo)
         while todo:
@@ -216,8 +261,8 @@ class BPETokenizer(Tokenizer):
                     prv[k] = i
                     new_pairs.append((i, (c, tok[k])))
                 for pos, pair in new_pairs:
-                    if pair in ranks:
-                        r = ranks[pair]
+                    r = ranks.get(pair, limit)
+                    if r < limit:
                         if r not in where:
                             where[r] = []
                             heapq.heappush(todo, r)
@@ -230,60 +275,58 @@ class BPETokenizer(Tokenizer):
 
     def decode(self, ids: Iterable[int]) -> str:
         """Ids (ints, or numpy/torch integers) -> text; bytes that are not valid UTF-8 become U+FFFD."""
-        ids = list(ids)
-        try:
-            data = b"".join([self.vocab[operator.index(i)] for i in ids])
-        except (KeyError, TypeError):
-            bad = next(i for i in ids if not hasattr(i, "__index__") or operator.index(i) not in self.vocab)
-            raise ValueError(f"id {bad!r} is not in this tokenizer: ids run from 0 to {self.vocab_size - 1}") from None
-        return data.decode("utf-8", errors="replace")
+        vocab, pieces = self.vocab, []
+        for i in ids:
+            try:
+                pieces.append(vocab[operator.index(i)])
+            except (KeyError, TypeError):
+                raise bad_id(i, len(vocab)) from None
+        return b"".join(pieces).decode("utf-8", errors="replace")
 
     @property
     def vocab_size(self) -> int:
         """Byte tokens + merged tokens + special tokens."""
         return len(self.vocab)
 
-    # ---- files and Hugging Face ----------------------------------------------------
-    def to_hf(self) -> tokenizers.Tokenizer:
-        """A Hugging Face ``tokenizers.Tokenizer`` that gives exactly the same ids."""
-        return to_hf(self)
+    # ---- as a dict, a file, and for Hugging Face ---------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """``{"type", "version", "pattern", "special_tokens", "merges"}``: what :meth:`save` writes.
 
-    def save(self, path: str | os.PathLike[str], format: Literal["auto", "course", "hf"] = "auto") -> Path:
-        """Write JSON atomically: the course's format, or Hugging Face's ``tokenizer.json``.
-
-        ``format="auto"`` writes Hugging Face's format when the file name ends with
-        ``tokenizer.json`` and the course's format otherwise; :meth:`load` reads both.
+        Token bytes are spelled with GPT-2's byte-to-character table (``b" t"`` -> ``"Ġt"``).
         """
-        path = Path(path)
-        if format not in ("auto", "course", "hf"):
-            raise ValueError(f"format={format!r}: use 'auto', 'course' or 'hf'")
-        if format == "hf" or (format == "auto" and path.name.endswith("tokenizer.json")):
-            return atomic_write_text(path, self.to_hf().to_str(pretty=True))
-        return write_json(path, {
-            "type": _KIND,
-            "version": 1,
+        return {
+            "type": self.TYPE,
+            "version": FORMAT_VERSION,
             "pattern": self.pattern,
-            "special_tokens": self.special_tokens,
-            # token bytes spelled with GPT-2's byte-to-character table (b" t" -> "Ġt")
+            "special_tokens": dict(self.special_tokens),
             "merges": [[token_to_str(a), token_to_str(b)] for a, b in self.merges],
-        })  # fmt: skip
+        }
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> BPETokenizer:
-        """Read a file written by :meth:`save` (either format)."""
-        data = read_json(path)
-        if "model" in data:  # Hugging Face's tokenizer.json
-            tok = cls(*from_hf_json(data))
-            if hf_vocab(tok) != data["model"].get("vocab"):
-                raise ValueError(
-                    f"{path} numbers its tokens differently from BPETokenizer: "
-                    "load it with tokenizers.Tokenizer.from_file instead"
-                )
-            return tok
-        if data.get("type") != _KIND:
-            raise ValueError(f"{path} holds {data.get('type')!r}, not a {_KIND}: load it with the matching class")
-        merges = [(token_from_str(a), token_from_str(b)) for a, b in data["merges"]]
-        return cls(merges, data["pattern"], data["special_tokens"])
+    def from_dict(cls, data: dict[str, Any]) -> BPETokenizer:
+        """Inverse of :meth:`to_dict`. Compiles the stored pattern: read only dicts you trust
+        (:func:`course_lib.manifest.tokenizer_from_manifest` checks a checkpoint's first)."""
+        cls.check_type(data)
+        merges, special = data.get("merges"), data.get("special_tokens", {})
+        if not isinstance(merges, list) or not all(isinstance(m, list) and len(m) == 2 for m in merges):
+            raise ValueError("the tokenizer's 'merges' are missing or not a list of [left, right] pairs")
+        if not isinstance(special, dict):
+            raise ValueError("the tokenizer's 'special_tokens' are not a {token: id} table")
+        return cls([(token_from_str(a), token_from_str(b)) for a, b in merges], data.get("pattern"), special)
+
+    def to_hf(self) -> tokenizers.Tokenizer:
+        """A Hugging Face ``tokenizers.Tokenizer`` that gives exactly the same ids as
+        ``encode(text, allowed_special="all")`` (Hugging Face always reads special tokens)."""
+        return bpe_to_hf(self)
+
+    @classmethod
+    def from_hf_dict(cls, data: dict[str, Any]) -> BPETokenizer:
+        """Rebuild from the parsed ``tokenizer.json`` that :meth:`save_hf` writes."""
+        tok = cls(*bpe_from_hf_dict(data))
+        if hf_vocab(tok) != data["model"].get("vocab"):
+            raise ValueError("the tokenizer.json numbers its tokens differently from BPETokenizer: "
+                             "load it with tokenizers.Tokenizer.from_file instead")
+        return tok
 
     def __repr__(self) -> str:
         names = {v: k for k, v in NAMED_PATTERNS.items()}

@@ -21,13 +21,14 @@ stands for every unseen character (and is decoded as itself):
 from __future__ import annotations
 
 import operator
-import os
 from collections.abc import Iterable, Sequence
-from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from course_lib.tokenizers.base import Tokenizer, read_json, write_json
+from course_lib.tokenizers.base import FORMAT_VERSION, Tokenizer, bad_id
+from course_lib.tokenizers.hf_export import char_from_hf_dict, char_to_hf
 
-_KIND = "course_lib.CharTokenizer"
+if TYPE_CHECKING:
+    import tokenizers
 
 
 class CharTokenizer(Tokenizer):
@@ -36,6 +37,8 @@ class CharTokenizer(Tokenizer):
     ``unknown`` (optional) is the token used for characters outside the vocabulary;
     if it is not one of ``chars`` it gets the last id.
     """
+
+    TYPE = "course_lib.CharTokenizer"
 
     def __init__(self, chars: Sequence[str], unknown: str | None = None) -> None:
         chars = list(chars)
@@ -80,12 +83,12 @@ class CharTokenizer(Tokenizer):
         out = []
         for i in ids:
             try:
-                i = operator.index(i)
+                j = operator.index(i)
             except TypeError:
-                raise ValueError(f"id {i!r} is not an integer: pass a list of ints") from None
-            if not 0 <= i < n:
-                raise ValueError(f"id {i!r} is not in this tokenizer: ids run from 0 to {n - 1}")
-            out.append(itos[i])
+                raise bad_id(i, n) from None
+            if not 0 <= j < n:
+                raise bad_id(j, n)
+            out.append(itos[j])
         return "".join(out)
 
     @property
@@ -93,20 +96,31 @@ class CharTokenizer(Tokenizer):
         """Number of ids (the characters, plus the unknown token if it was added)."""
         return len(self.itos)
 
-    def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write the vocabulary as JSON (atomically)."""
+    # ---- as a dict, a file, and for Hugging Face ---------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """``{"type", "version", "chars", "unknown"}``: what :meth:`save` writes."""
         # a multi-character unknown token is always the last id; the constructor adds it back
         multi = self.unknown is not None and len(self.unknown) != 1
         chars = self.itos[:-1] if multi else self.itos
-        return write_json(path, {"type": _KIND, "version": 1, "chars": chars, "unknown": self.unknown})
+        return {"type": self.TYPE, "version": FORMAT_VERSION, "chars": list(chars), "unknown": self.unknown}
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> CharTokenizer:
-        """Read a tokenizer written by :meth:`save`."""
-        data = read_json(path)
-        if data.get("type") != _KIND:
-            raise ValueError(f"{path} holds {data.get('type')!r}, not a {_KIND}: load it with the matching class")
-        return cls(data["chars"], unknown=data["unknown"])
+    def from_dict(cls, data: dict[str, Any]) -> CharTokenizer:
+        """Inverse of :meth:`to_dict`."""
+        cls.check_type(data)
+        if not isinstance(data.get("chars"), list):
+            raise ValueError("the tokenizer's 'chars' are missing or not a list of characters")
+        return cls(data["chars"], unknown=data.get("unknown"))
+
+    def to_hf(self) -> tokenizers.Tokenizer:
+        """A Hugging Face tokenizer with the same ids: each character is a piece, looked up in a
+        ``WordLevel`` vocabulary (:func:`course_lib.tokenizers.hf_export.char_to_hf`)."""
+        return char_to_hf(self)
+
+    @classmethod
+    def from_hf_dict(cls, data: dict[str, Any]) -> CharTokenizer:
+        """Rebuild from the parsed ``tokenizer.json`` that :meth:`save_hf` writes."""
+        return cls(*char_from_hf_dict(data))
 
     def __repr__(self) -> str:
         shown = "".join(self.itos[:40]).encode("unicode_escape").decode("ascii")

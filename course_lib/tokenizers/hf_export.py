@@ -1,4 +1,4 @@
-"""Day 17: exporting our BPE to Hugging Face ``tokenizers`` (and reading it back).
+"""Day 17: exporting our tokenizers to Hugging Face ``tokenizers`` (and reading them back).
 
 Hugging Face stores byte-level tokens as *strings*: GPT-2's table maps each of the
 256 bytes to a printable character (printable ASCII stays itself, space becomes
@@ -9,10 +9,15 @@ Hugging Face stores byte-level tokens as *strings*: GPT-2's table maps each of t
 >>> token_from_str("ĠtheĊ")
 b' the\\n'
 
-The exported pipeline mirrors ours step by step: special tokens are cut out first
+The BPE export mirrors our pipeline step by step: special tokens are cut out first
 (added tokens), then ``Split(pattern, "isolated")`` makes the same chunks, then
 ``ByteLevel(use_regex=False)`` spells each chunk's bytes with the table, then the BPE
 model applies the merges by rank, exactly as :meth:`BPETokenizer.encode` does.
+
+The character tokenizer needs no merges: ``Split`` cuts the text into single characters
+(the regex ``[\\s\\S]`` matches any one, newlines included), a ``WordLevel`` model looks
+each one up in the vocabulary (its ``unk_token`` is the course's ``unknown``), and the
+``Fuse`` decoder joins the pieces with nothing between them.
 """
 
 from __future__ import annotations
@@ -24,6 +29,10 @@ if TYPE_CHECKING:
     import tokenizers
 
     from course_lib.tokenizers.bpe import BPETokenizer
+    from course_lib.tokenizers.char import CharTokenizer
+
+CHAR_SPLIT = r"[\s\S]"  # any single character, newlines included (Oniguruma's "." skips them)
+_NO_UNKNOWN = "<unk>"  # WordLevel needs an unk_token; absent from the vocabulary, unseen characters fail
 
 
 @lru_cache(maxsize=1)
@@ -71,7 +80,7 @@ def hf_vocab(tok: BPETokenizer) -> dict[str, int]:
     return {token_to_str(t): i for i, t in tok.vocab.items() if i not in special}
 
 
-def to_hf(tok: BPETokenizer) -> tokenizers.Tokenizer:
+def bpe_to_hf(tok: BPETokenizer) -> tokenizers.Tokenizer:
     """Build a Hugging Face ``Tokenizer`` that encodes every string to the same ids as ``tok``.
 
     Decode with ``hf.decode(ids, skip_special_tokens=False)`` to keep special tokens.
@@ -99,8 +108,9 @@ def to_hf(tok: BPETokenizer) -> tokenizers.Tokenizer:
     return hf
 
 
-def from_hf_json(data: dict[str, Any]) -> tuple[list[tuple[bytes, bytes]], str | None, dict[str, int]]:
-    """Merges, pattern and special tokens from a ``tokenizer.json`` written by :func:`to_hf`."""
+def bpe_from_hf_dict(data: dict[str, Any]) -> tuple[list[tuple[bytes, bytes]], str | None, dict[str, int]]:
+    """Merges, pattern and special tokens from a ``tokenizer.json`` written by :func:`bpe_to_hf`."""
+    _check_no_normalizer(data)
     model = data.get("model") or {}
     if model.get("type") != "BPE":
         raise ValueError("this tokenizer.json has no BPE model: load it with tokenizers.Tokenizer.from_file")
@@ -121,3 +131,50 @@ def from_hf_json(data: dict[str, Any]) -> tuple[list[tuple[bytes, bytes]], str |
         )
     special = {t["content"]: t["id"] for t in data.get("added_tokens", []) if t.get("special")}
     return merges, pattern, special
+
+
+def char_to_hf(tok: CharTokenizer) -> tokenizers.Tokenizer:
+    """A Hugging Face ``Tokenizer`` that encodes every string to the same ids as ``tok``.
+
+    A character outside the vocabulary becomes ``tok.unknown``'s id when there is one;
+    without it, Hugging Face raises (as ``tok.encode`` does).
+    """
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+
+    unk = _NO_UNKNOWN if tok.unknown is None else tok.unknown
+    hf = Tokenizer(models.WordLevel(vocab=dict(tok.stoi), unk_token=unk))
+    hf.pre_tokenizer = pre_tokenizers.Split(Regex(CHAR_SPLIT), behavior="isolated", invert=False)
+    hf.decoder = decoders.Fuse()  # join the characters as they are, no spaces between them
+    return hf
+
+
+def char_from_hf_dict(data: dict[str, Any]) -> tuple[list[str], str | None]:
+    """Characters (by id) and the unknown token from a ``tokenizer.json`` written by :func:`char_to_hf`."""
+    _check_no_normalizer(data)
+    model = data.get("model") or {}
+    vocab = model.get("vocab")
+    if model.get("type") != "WordLevel" or not isinstance(vocab, dict):
+        raise ValueError("this tokenizer.json has no WordLevel model, so it is not a CharTokenizer's: "
+                         "load it with tokenizers.Tokenizer.from_file")
+    pre = data.get("pre_tokenizer") or {}
+    if pre.get("type") != "Split" or pre.get("pattern") != {"Regex": CHAR_SPLIT} or pre.get("invert"):
+        raise ValueError("this tokenizer.json does not split the text into single characters as "
+                         "CharTokenizer.to_hf does: load it with tokenizers.Tokenizer.from_file")
+    itos = sorted(vocab, key=vocab.__getitem__)
+    if sorted(vocab.values()) != list(range(len(vocab))):
+        raise ValueError("this tokenizer.json's ids are not 0..n-1: load it with tokenizers.Tokenizer.from_file")
+    unknown = model.get("unk_token")
+    if unknown not in vocab:
+        return itos, None
+    if len(unknown) != 1:  # CharTokenizer gives a multi-character unknown token the last id
+        if itos[-1] != unknown:
+            raise ValueError(f"the unknown token {unknown!r} should have the last id: "
+                             "load this file with tokenizers.Tokenizer.from_file")
+        itos = itos[:-1]
+    return itos, unknown
+
+
+def _check_no_normalizer(data: dict[str, Any]) -> None:
+    if data.get("normalizer") is not None:
+        raise ValueError("this tokenizer.json normalizes the text first, which course tokenizers never do: "
+                         "load it with tokenizers.Tokenizer.from_file")

@@ -9,7 +9,8 @@ With the first ``k`` merges, a text is tokenized exactly as the full tokenizer d
 except that merges of rank >= k do not exist: split the text at special tokens and
 with the tokenizer's pattern, then inside each chunk apply the earliest-learned pair
 present (rank < k), all its occurrences left to right, until no such pair is left.
-``k = 0`` gives the raw UTF-8 bytes; ``k = len(tokenizer.merges)`` gives ``encode``.
+``k = 0`` gives the raw UTF-8 bytes; ``k = len(tokenizer.merges)`` gives ``encode``. The
+live widget asks the tokenizer itself: ``tokenizer.encode(text, allowed_special="all", max_merges=k)``.
 
 Where no kernel runs (the built book), the output shows :func:`stepper_html` instead: the
 token list at every k where it changes (:func:`merge_states`), embedded as JSON, with a
@@ -44,43 +45,18 @@ def merge_ranks(tokenizer: BPETokenizer) -> dict[tuple[int, int], int]:
     return {(id_of[a], id_of[b]): r for r, (a, b) in enumerate(tokenizer.merges)}
 
 
-def apply_merges(data: bytes, ranks: dict[tuple[int, int], int], k: int) -> list[int]:
-    """One chunk's bytes -> ids, using only the merges of rank < k.
-
-    >>> apply_merges(b"the", {(116, 104): 0, (256, 101): 1}, 1)
-    [256, 101]
-    """
-    ids = list(data)
-    never = k  # ranks >= k do not exist yet
-    while len(ids) >= 2:
-        pair = min(zip(ids, ids[1:]), key=lambda p: min(ranks.get(p, never), never))
-        rank = ranks.get(pair, never)
-        if rank >= k:
-            break  # no allowed merge left in this chunk
-        ids = merge(ids, pair, 256 + rank)
-    return ids
-
-
-def encode_with_merges(
-    tokenizer: BPETokenizer, text: str, k: int, ranks: dict[tuple[int, int], int] | None = None
-) -> list[int]:
+def encode_with_merges(tokenizer: BPETokenizer, text: str, k: int) -> list[int]:
     """``text`` -> ids with only the first ``k`` merges of ``tokenizer`` (0 <= k <= len(merges)).
 
-    Special tokens become their ids, as in ``tokenizer.encode``. Pass ``ranks`` (from
-    :func:`merge_ranks`) to skip rebuilding them on every call.
+    Special tokens become their ids, as in ``tokenizer.encode(text, allowed_special="all")``.
+
+    >>> encode_with_merges(BPETokenizer([(b"t", b"h"), (b"th", b"e")]), "the", 1)
+    [256, 101]
     """
     n = len(tokenizer.merges)
     if not 0 <= k <= n:
         raise ValueError(f"k={k}: this tokenizer has {n} merges, so k must be in 0..{n}")
-    ranks = merge_ranks(tokenizer) if ranks is None else ranks
-    ids: list[int] = []
-    for piece, special_id in split_special(text, tokenizer.special_tokens):
-        if special_id is not None:
-            ids.append(special_id)
-            continue
-        for chunk in split_text(piece, tokenizer.pattern):
-            ids.extend(apply_merges(chunk.encode("utf-8"), ranks, k))
-    return ids
+    return tokenizer.encode(text, allowed_special="all", max_merges=k)
 
 
 def _chunk_trace(data: bytes, ranks: dict[tuple[int, int], int]) -> list[tuple[int, list[int]]]:
@@ -273,7 +249,6 @@ class BPEMergeStepper(StaticFallback, widgets.VBox):
         if not isinstance(tokenizer, BPETokenizer):
             raise TypeError(f"bpe_merge_stepper needs a course_lib BPETokenizer, got {type(tokenizer).__name__}")
         self.tokenizer = tokenizer
-        self.ranks = merge_ranks(tokenizer)
         n = len(tokenizer.merges)
         self.current_tokens: list[int] = []
         self.text_input = widgets.Textarea(value=text, description="text", continuous_update=False, style=FULL_LABEL,
@@ -304,7 +279,7 @@ class BPEMergeStepper(StaticFallback, widgets.VBox):
 
     def _update(self) -> None:
         text, k = self.text_input.value, self.k
-        self.current_tokens = encode_with_merges(self.tokenizer, text, k, self.ranks)
+        self.current_tokens = encode_with_merges(self.tokenizer, text, k)
         last = _NONE if k == 0 else "the last one applied: " + _merge_text(self.tokenizer, k - 1)
         n_tok, n_bytes = len(self.current_tokens), len(text.encode("utf-8"))
         self.info.value = _info_html(k, len(self.tokenizer.merges), last, n_tok, n_bytes)
