@@ -144,6 +144,15 @@ class NGramModel:
         """How many distinct m-grams were counted, for m = 1..order (what the model stores)."""
         return [len(t.keys) for t in self._raw[1:] if t is not None]
 
+    @property
+    def stored_ngrams(self) -> int:
+        """All the distinct m-grams counted, m = 1..order: the model's size, as a parameter count is a network's.
+
+        >>> NGramModel(2).fit("abab").stored_ngrams  # a, b; ab, ba
+        4
+        """
+        return sum(self.distinct_ngrams)
+
     def fit(self, data: object, vocab: Sequence[Hashable] | None = None) -> NGramModel:
         """Count every m-gram (m = 1..order) of ``data``; returns ``self``.
 

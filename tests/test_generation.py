@@ -1,7 +1,8 @@
-"""Tests for course_lib.model.generation: KV-cache, sampling filters, eos, beam search."""
+"""Tests for course_lib.model.generation: settings, KV-cache, sampling filters, eos, beam search."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 
@@ -9,7 +10,17 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from course_lib.model import GPT, GPTConfig, KVCache, filter_logits, sample_next
+from course_lib.model import (
+    GPT,
+    GPTConfig,
+    KVCache,
+    SamplingError,
+    SamplingSettings,
+    filter_logits,
+    next_token_probs,
+    sample_next,
+)
+from course_lib.model import kv_cache
 
 
 # init_std=0.3 makes the next-token distributions peaked, so greedy text is not one repeated token
@@ -116,6 +127,99 @@ def test_generate_rejects_bad_settings(kwargs, message):
         model.generate(torch.zeros(5, dtype=torch.long), 3)
     with pytest.raises(ValueError, match=message):  # raised at the call, before any token
         model.generate_stream(torch.zeros(1, 1, dtype=torch.long), 3, **kwargs)
+
+
+def test_kv_cache_has_its_own_module():
+    assert KVCache is kv_cache.KVCache and KVCache.__module__ == "course_lib.model.kv_cache"
+    model = make("modern")
+    cache = KVCache.for_model(model, batch=3)
+    assert cache.k.shape == (2, 3, model.config.kv_heads, 16, 8) and "length=0 of max_len=16" in repr(cache)
+
+
+# --- sampling settings ---------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "setting, value",
+    [
+        ("temperature", float("nan")),
+        ("temperature", float("inf")),
+        ("temperature", -0.5),
+        ("temperature", "0.8"),
+        ("top_k", 0),
+        ("top_k", 2.5),
+        ("top_k", True),
+        ("top_p", 0.0),
+        ("top_p", 1.5),
+        ("top_p", float("nan")),
+        ("max_new_tokens", -1),
+        ("max_new_tokens", 3.0),
+        ("eos_id", -1),
+        ("use_cache", "yes"),
+    ],
+)
+def test_settings_refuse_bad_values_naming_the_setting(setting, value):
+    with pytest.raises(SamplingError) as err:
+        SamplingSettings(**{setting: value})
+    assert isinstance(err.value, ValueError) and err.value.setting == setting and err.value.value is value
+    assert str(err.value).startswith(f"{setting} must be ") and f"got {value!r}." in str(err.value)
+    with pytest.raises(SamplingError, match=setting):  # a changed copy is checked again
+        dataclasses.replace(SamplingSettings(), **{setting: value})
+    with pytest.raises(SamplingError, match=setting):  # and so is a keyword of generate, before any token
+        make("classic").generate_stream(torch.zeros(1, 1, dtype=torch.long), **{setting: value})
+
+
+def test_settings_are_keyword_only_and_frozen():
+    with pytest.raises(TypeError):
+        SamplingSettings(100, 0.8)  # type: ignore[misc]
+    s = SamplingSettings(temperature=0.8)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        s.temperature = 0.5  # type: ignore[misc]
+    assert SamplingSettings(top_k=3, top_p=1.0, eos_id=0) == SamplingSettings(top_k=3, top_p=1.0, eos_id=0)
+
+
+def test_generate_takes_a_settings_object_or_its_fields_as_keywords():
+    model = make("modern")
+    idx = torch.randint(0, 29, (2, 3))
+    seeded = lambda: torch.Generator().manual_seed(5)  # noqa: E731
+    by_keywords = model.generate(idx, 12, temperature=0.7, top_k=5, generator=seeded())
+    settings = SamplingSettings(max_new_tokens=12, temperature=0.7, top_k=5)
+    assert torch.equal(model.generate(idx, settings=settings, generator=seeded()), by_keywords)
+    # keywords and max_new_tokens replace the object's values
+    greedy = model.generate(idx, 4, settings=settings, temperature=0)
+    assert torch.equal(greedy, model.generate(idx, settings=SamplingSettings(max_new_tokens=4, temperature=0)))
+    assert greedy.shape == (2, 7)
+    with pytest.raises(TypeError, match="temprature.*the settings are max_new_tokens, temperature"):
+        model.generate(idx, 3, temprature=0.5)
+    with pytest.raises(TypeError, match="SamplingSettings"):
+        model.generate(idx, settings={"temperature": 0.5})
+
+
+def test_tiny_temperatures_are_the_greedy_limit_without_nan():
+    # logits / 1e-36 overflows float32 (3.4e38): inf - inf is NaN. The limit T -> 0 is the argmax one-hot.
+    logits = torch.tensor([[1e4, 2e4, -3e4, 1.5e4], [0.0, -1.0, 0.5, 0.25]])
+    argmax = torch.tensor([1, 2])
+    for t in (1e-45, 1e-38, 1e-36, 1e-20):
+        probs = next_token_probs(logits, temperature=t)
+        assert torch.equal(probs, F.one_hot(argmax, 4).float()), t
+        assert torch.equal(sample_next(logits, temperature=t, top_p=0.9), argmax)
+    # an ordinary temperature is plain softmax(logits / T), here against torch in float64
+    torch.testing.assert_close(next_token_probs(logits[1:], 0.7), (logits[1:].double() / 0.7).softmax(-1).float())
+    model = make("classic")
+    idx = torch.randint(0, 29, (2, 4))
+    assert torch.equal(model.generate(idx, 10, temperature=1e-45), model.generate(idx, 10, temperature=0))
+
+
+def test_token_ids_outside_the_vocabulary_are_named():
+    model = make("modern")  # vocab_size 29
+    for bad in (29, -1):
+        ids = torch.tensor([[0, 5, bad]])
+        with pytest.raises(ValueError, match=rf"idx holds token id {bad}, .*vocab_size=29 ids \(0 to 28\)"):
+            model(ids)
+        with pytest.raises(ValueError, match=rf"the prompt holds token id {bad}"):  # at the call, before any token
+            model.generate_stream(ids, 3)
+        with pytest.raises(ValueError, match=rf"the prompt holds token id {bad}"):
+            model.beam_search(ids, 3)
+    with pytest.raises(SamplingError, match="eos_id must be a token id below vocab_size=29"):
+        model.generate(torch.zeros(1, 1, dtype=torch.long), 3, eos_id=29)
 
 
 # --- sampling filters --------------------------------------------------------------------

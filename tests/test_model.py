@@ -9,7 +9,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from course_lib.model import GPT, GPTConfig, RMSNorm, RotaryEmbedding, apply_rotary, sinusoidal_positions, summary
+from course_lib.model import (
+    GPT,
+    GPTConfig,
+    KVCache,
+    RMSNorm,
+    RotaryEmbedding,
+    apply_rotary,
+    sinusoidal_positions,
+    summary,
+)
 from course_lib.model.attention import CausalSelfAttention
 
 
@@ -137,6 +146,36 @@ def test_explicit_attention_matches_sdpa(cfg):
     assert att.shape == (cfg.n_layer, 3, cfg.n_head, 11, 11)
     torch.testing.assert_close(att.sum(-1), torch.ones(cfg.n_layer, 3, cfg.n_head, 11))
     assert torch.all(att.triu(diagonal=1) == 0)  # no weight on future positions
+
+
+@pytest.mark.parametrize("cfg", [GPTConfig.modern(**TINY, n_kv_head=2), GPTConfig.classic(**TINY)],
+                         ids=["modern-gqa", "classic"])  # fmt: skip
+def test_return_attention_is_keyword_only_with_one_shape_also_with_a_cache(cfg):
+    torch.manual_seed(0)
+    model = GPT(cfg).eval()
+    idx = torch.randint(0, cfg.vocab_size, (2, 10))
+    with pytest.raises(TypeError):
+        model(idx, None, True)  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        model.layers[0].self_attn(torch.randn(2, 10, 32), None, None, True)  # type: ignore[misc]
+    _, _, full = model(idx, return_attention=True)  # (L, B, nh, 10, 10)
+    cache = KVCache.for_model(model, batch=2)
+    model(idx[:, :6], kv_cache=cache)
+    logits, loss, att = model(idx[:, 6:], kv_cache=cache, return_attention=True)  # 4 queries, 10 keys
+    assert logits.shape == (2, 4, cfg.vocab_size) and loss is None
+    assert att.shape == (cfg.n_layer, 2, cfg.n_head, 4, 10)  # GQA's 2 key/value heads expanded to 4
+    torch.testing.assert_close(att, full[:, :, :, 6:], atol=1e-5, rtol=1e-5)  # the last 4 query rows
+    y, weights = model.layers[0].self_attn(torch.randn(2, 10, 32))
+    assert y.shape == (2, 10, 32) and weights is None  # the fast path: still a pair
+
+
+def test_token_ids_outside_the_vocabulary_are_a_value_error():
+    model = GPT(GPTConfig.classic(**TINY)).eval()
+    with pytest.raises(ValueError, match=r"token id 37, outside this model's vocabulary of vocab_size=37"):
+        model(torch.tensor([[1, 37, 2]]))
+    with pytest.raises(ValueError, match=r"token id -3"):
+        model(torch.tensor([[-3, 36]]))
+    assert model(torch.tensor([[0, 36]]))[0].shape == (1, 2, 37)  # both ends of the range are fine
 
 
 def test_attention_module_matches_written_out_formula():

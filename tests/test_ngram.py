@@ -99,6 +99,7 @@ def test_kneser_ney_continuation_counts_and_probabilities_by_hand() -> None:
     model = NGramModel(2, smoothing="kneser-ney", discount=0.75).fit("abababcb")
     np.testing.assert_array_equal(model.counts(), [3, 4, 1])  # raw unigram counts
     assert model.distinct_ngrams == [3, 4]  # a b c; ab ba bc cb
+    assert model.stored_ngrams == 7  # what the results table lists as the model's size
     np.testing.assert_array_equal(model.continuation_counts(), [1, 2, 1])  # a<-{b}, b<-{a,c}, c<-{b}
     D = 0.75
     # unigram: max(N1+(.w) - D, 0) / 4 + D * 3 / 4 * 1/3

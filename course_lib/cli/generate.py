@@ -10,6 +10,7 @@ the next token completes it.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ import torch
 
 from course_lib.cli import UsageError
 from course_lib.cli.common import load_for_inference, pick_device, tokenizer_kind
+from course_lib.model.generation import SamplingError, SamplingSettings
 from course_lib.tokenizers import CharTokenizer, Tokenizer
 
 REPLACEMENT = "\ufffd"  # what decode() shows for bytes that are not (yet) a whole character
@@ -56,16 +58,6 @@ class TextStream:
 
 
 @dataclass
-class Sampling:
-    """The settings chat's commands change."""
-
-    max_new_tokens: int
-    temperature: float
-    top_k: int | None
-    top_p: float | None
-
-
-@dataclass
 class Reply:
     """What one generation produced."""
 
@@ -74,15 +66,35 @@ class Reply:
     seconds: float
 
 
-def _check(s: Sampling) -> None:
-    if s.max_new_tokens < 0:
-        raise UsageError(f"max new tokens must be >= 0, got {s.max_new_tokens}.")
-    if s.temperature < 0:
-        raise UsageError(f"temperature must be >= 0 (0 = greedy), got {s.temperature}.")
-    if s.top_k is not None and s.top_k < 1:
-        raise UsageError(f"top-k must be a positive integer, got {s.top_k}.")
-    if s.top_p is not None and not 0.0 < s.top_p <= 1.0:
-        raise UsageError(f"top-p must be in (0, 1], got {s.top_p}.")
+FLAGS = {"max_new_tokens": "--max-new-tokens", "temperature": "--temperature", "top_k": "--top-k",
+         "top_p": "--top-p"}  # fmt: skip
+
+
+def settings_from_args(args: argparse.Namespace) -> SamplingSettings:
+    """The sampling flags as a SamplingSettings; a bad value is a UsageError naming its flag."""
+    try:
+        return SamplingSettings(max_new_tokens=args.max_new_tokens, temperature=args.temperature,
+                                top_k=args.top_k, top_p=args.top_p, use_cache=not args.no_cache)  # fmt: skip
+    except SamplingError as err:
+        flag = FLAGS[err.setting]
+        off = f"; leave {flag} out for no limit" if err.setting in ("top_k", "top_p") else ""
+        raise UsageError(f"{flag} must be {err.rule}, got {err.value}{off}.") from None
+
+
+def _not_in_vocabulary(tok: CharTokenizer, prompt: str, err: ValueError) -> UsageError:
+    """The char tokenizer's error, said for the command line: every unknown character, what to do."""
+    unknown = getattr(err, "characters", None)  # the characters, if the tokenizer's error lists them
+    if unknown is None:  # else find them: the tokenizer names only the first
+        unknown = set(prompt) - set(tok.stoi)
+    unknown = sorted(set(unknown))
+    if not unknown:
+        return UsageError(f"the prompt cannot be encoded: {err}")
+    listed = ", ".join(f"{c!r} (U+{ord(c):04X})" for c in unknown[:10])
+    listed += f" and {len(unknown) - 10} more" if len(unknown) > 10 else ""
+    return UsageError("the prompt has characters that are not in the vocabulary of this checkpoint's char "
+                      f"tokenizer ({tok.vocab_size} characters, those of its training text): {listed}. A "
+                      "character-level model can only read characters it was trained on: leave them out or "
+                      "replace them, or train with --tokenizer bpe, which reads any text.")  # fmt: skip
 
 
 def encode_prompt(tok: Tokenizer, prompt: str) -> list[int]:
@@ -90,26 +102,18 @@ def encode_prompt(tok: Tokenizer, prompt: str) -> list[int]:
 
     Called before anything is printed, so that an error never runs into a half-written line.
     """
-    if isinstance(tok, CharTokenizer) and tok.unknown_id is None:
-        unknown = sorted(set(prompt) - set(tok.stoi))
-        if unknown:
-            listed = ", ".join(f"{c!r} (U+{ord(c):04X})" for c in unknown[:10])
-            listed += f" and {len(unknown) - 10} more" if len(unknown) > 10 else ""
-            raise UsageError("the prompt has characters that are not in the vocabulary of this "
-                             f"checkpoint's char tokenizer ({tok.vocab_size} characters, those of its training "
-                             f"text): {listed}. A character-level model can only read characters it was trained "
-                             "on: leave them out or replace them, or train with --tokenizer bpe, which reads "
-                             "any text.")  # fmt: skip
     try:
         ids = tok.encode(prompt)
     except ValueError as err:
+        if isinstance(tok, CharTokenizer):
+            raise _not_in_vocabulary(tok, prompt, err) from None
         raise UsageError(f"the prompt cannot be encoded: {err}") from None
     if not ids:
         raise UsageError("the prompt is empty after encoding: give at least one character.")
     return ids
 
 
-def stream_reply(model: torch.nn.Module, tok: Tokenizer, ids: list[int], s: Sampling, use_cache: bool,
+def stream_reply(model: torch.nn.Module, tok: Tokenizer, ids: list[int], s: SamplingSettings,
                  generator: torch.Generator | None, out: TextIO) -> Reply:  # fmt: skip
     """Continue the prompt ``ids`` (from :func:`encode_prompt`), writing the new text to ``out``
     as it comes; return what was written."""
@@ -117,8 +121,7 @@ def stream_reply(model: torch.nn.Module, tok: Tokenizer, ids: list[int], s: Samp
     idx = torch.tensor([ids], dtype=torch.long, device=device)  # (1, T)
     stream, pieces, n = TextStream(tok), [], 0
     start = time.perf_counter()
-    for token in model.generate_stream(idx, s.max_new_tokens, s.temperature, s.top_k, s.top_p,
-                                       use_cache=use_cache, generator=generator):  # fmt: skip
+    for token in model.generate_stream(idx, settings=s, generator=generator):
         n += 1
         piece = stream.push(int(token[0]))
         if piece:
@@ -138,12 +141,11 @@ def _generator(seed: int | None, device: torch.device) -> torch.Generator | None
 
 def run_generate(args: argparse.Namespace) -> int:
     device = pick_device(args.device)
-    s = Sampling(args.max_new_tokens, args.temperature, args.top_k, args.top_p)
-    _check(s)
+    s = settings_from_args(args)
     ckpt, tok = load_for_inference(args.ckpt, device)
     ids = encode_prompt(tok, args.prompt)  # every check done before the first character is printed
     sys.stdout.write(args.prompt)
-    stream_reply(ckpt.model, tok, ids, s, not args.no_cache, _generator(args.seed, device), sys.stdout)
+    stream_reply(ckpt.model, tok, ids, s, _generator(args.seed, device), sys.stdout)
     sys.stdout.write("\n")
     return 0
 
@@ -160,40 +162,46 @@ any other line is a prompt for the model to continue."""
 
 
 _EXPECTED = {int: "give a whole number", float: "give a number"}
+COMMANDS = {"/temp": ("temperature", float), "/tokens": ("max_new_tokens", int),
+            "/topk": ("top_k", int), "/topp": ("top_p", float)}  # fmt: skip
+_OFF = {"/topk": 0, "/topp": 1.0}  # the value that, like "off", means no limit
 
 
-def _optional(value: str, kind: type, off: float) -> float | int | None:
-    return None if value.lower() in ("off", "none") or kind(value) == off else kind(value)
+def _parse(name: str, value: str) -> float | int | None:
+    kind = COMMANDS[name][1]
+    if name in _OFF and value.lower() in ("off", "none"):
+        return None
+    number = kind(value)  # a ValueError for text that is not a number
+    return None if name in _OFF and number == _OFF[name] else number
 
 
-def _command(line: str, s: Sampling, stats: str) -> str:
-    """Apply a chat command to ``s``; return what to print."""
+def _command(line: str, s: SamplingSettings, stats: str) -> tuple[SamplingSettings, str]:
+    """Apply a chat command to ``s``: the settings from now on (``s`` itself when refused), and what to print."""
     name, _, value = line.partition(" ")
     value = value.strip()
-    setters = {"/temp": ("temperature", float), "/tokens": ("max_new_tokens", int),
-               "/topk": ("top_k", int), "/topp": ("top_p", float)}  # fmt: skip
     if name == "/help":
-        return HELP
+        return s, HELP
     if name == "/stats":
-        return stats
-    if name not in setters:
-        return f"unknown command {name!r}\n{HELP}"
-    field, kind = setters[name]
-    old = getattr(s, field)
+        return s, stats
+    if name not in COMMANDS:
+        return s, f"unknown command {name!r}\n{HELP}"
+    field, kind = COMMANDS[name]
     try:
-        new = _optional(value, kind, 0 if name == "/topk" else 1.0) if name in ("/topk", "/topp") else kind(value)
-        setattr(s, field, new)
-        _check(s)
-    except (ValueError, UsageError) as err:
-        setattr(s, field, old)
-        return f"{name} {value!r}: {err if isinstance(err, UsageError) else _EXPECTED[kind]}"
-    return f"{field.replace('_', ' ')} = {new}"
+        new = _parse(name, value)
+    except ValueError:
+        return s, f"{name} {value!r}: {_EXPECTED[kind]}"
+    try:
+        s = dataclasses.replace(s, **{field: new})
+    except SamplingError as err:
+        old = getattr(s, field)
+        return s, (f"{name} {value!r}: {field.replace('_', ' ')} must be {err.rule}; it stays "
+                   f"{'off' if old is None else old}.")  # fmt: skip
+    return s, f"{field.replace('_', ' ')} = {'off' if new is None else new}"
 
 
 def run_chat(args: argparse.Namespace) -> int:
     device = pick_device(args.device)
-    s = Sampling(args.max_new_tokens, args.temperature, args.top_k, args.top_p)
-    _check(s)
+    s = settings_from_args(args)
     ckpt, tok = load_for_inference(args.ckpt, device)
     model, generator = ckpt.model, _generator(args.seed, device)
     n_params = sum(p.numel() for p in model.parameters())
@@ -214,14 +222,15 @@ def run_chat(args: argparse.Namespace) -> int:
             speed = last.n_tokens / last.seconds if last.seconds > 0 else 0.0
             stats = (f"tokens generated: {total:,} (last reply {last.n_tokens:,}, {speed:,.1f} tokens/s); "
                      f"model parameters: {n_params:,}; device: {device}")
-            print(_command(line.strip(), s, stats), flush=True)
+            s, reply = _command(line.strip(), s, stats)
+            print(reply, flush=True)
             continue
         if not line:
             continue
         if not interactive:
             print(f"> {line}")
         try:
-            last = stream_reply(model, tok, encode_prompt(tok, line), s, not args.no_cache, generator, sys.stdout)
+            last = stream_reply(model, tok, encode_prompt(tok, line), s, generator, sys.stdout)
         except UsageError as err:
             print(f"error: {err}", flush=True)
             continue

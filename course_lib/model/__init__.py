@@ -6,13 +6,15 @@
     model.generate(idx, 200, temperature=0.8, top_p=0.9)
 
 Modules: config (GPTConfig), layers (norms, MLPs, positions), attention (day 20),
-gpt (Block, GPT), generation (sampling, KV-cache, beam search), summary.
+kv_cache (KVCache), gpt (Block, GPT), generation (SamplingSettings, sampling, beam search),
+summary.
 """
 
 from course_lib.model.attention import CausalSelfAttention
 from course_lib.model.config import GPTConfig
-from course_lib.model.generation import KVCache, filter_logits, sample_next
+from course_lib.model.generation import SamplingError, SamplingSettings, filter_logits, next_token_probs, sample_next
 from course_lib.model.gpt import GPT, Block
+from course_lib.model.kv_cache import KVCache
 from course_lib.model.layers import MLP, RMSNorm, RotaryEmbedding, SwiGLU, apply_rotary, sinusoidal_positions
 from course_lib.model.summary import ModelSummary, summary
 
@@ -26,9 +28,12 @@ __all__ = [
     "ModelSummary",
     "RMSNorm",
     "RotaryEmbedding",
+    "SamplingError",
+    "SamplingSettings",
     "SwiGLU",
     "apply_rotary",
     "filter_logits",
+    "next_token_probs",
     "sample_next",
     "sinusoidal_positions",
     "summary",

@@ -7,20 +7,22 @@ Two paths compute the same thing:
 - the explicit one writes out ``softmax(q @ k.T / sqrt(hd) + mask) @ v`` and returns the
   weights, used when they are asked for (``return_attention=True``) to look inside.
 
-With a KV-cache (see ``course_lib.model.generation.KVCache``) the new tokens' keys and
-values are written into the cache and the queries attend to everything stored so far.
+Either way the module returns a pair, ``(y, weights)``: weights (B, n_head, T, S) from the
+explicit path, None from the fast one. With a KV-cache (see
+:class:`course_lib.model.kv_cache.KVCache`) the new tokens' keys and values are written into
+the cache and the queries attend to everything stored so far.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from course_lib.model.config import GPTConfig
+from course_lib.model.kv_cache import KVCache
 from course_lib.model.layers import apply_rotary
 
 
@@ -65,13 +67,15 @@ class CausalSelfAttention(nn.Module):
         self,
         x: torch.Tensor,
         rope: tuple[torch.Tensor, torch.Tensor] | None = None,
-        kv_cache: Any | None = None,
+        kv_cache: KVCache | None = None,
+        *,
         return_attention: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """x (B, T, C) -> (y (B, T, C), weights (B, nh, T, S) or None).
+        """x (B, T, C) -> (y (B, T, C), weights (B, nh, T, S) if return_attention else None).
 
         ``rope``: (cos, sin), each (T, hd), for the positions of x (RoPE models only).
-        S is the number of keys: those already in ``kv_cache`` plus the T new ones.
+        S is the number of keys: those already in ``kv_cache`` plus the T new ones. GQA
+        key/value heads are expanded, so the weights always have n_head heads.
         """
         B, T, C = x.shape
         q = self.q_proj(x).view(B, T, self.n_head, self.head_dim).transpose(1, 2)  # (B, nh, T, hd)

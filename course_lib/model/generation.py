@@ -1,74 +1,133 @@
-"""Day 21: text generation: sampling (temperature, top-k, top-p), a KV-cache, beam search.
+"""Day 21: text generation: sampling settings, temperature, top-k and top-p, beam search.
 
-Generating token n+1 needs attention over tokens 1..n. Without a cache the model
-recomputes every key and value at every step; with a :class:`KVCache` each layer keeps
-the keys and values it has already computed, so a step only processes the one new token.
+How a token is chosen is one :class:`SamplingSettings` object, checked once when it is
+made; ``GPT.generate``, the command line and the sampling widget all take it::
+
+    settings = SamplingSettings(max_new_tokens=100, temperature=0.8, top_k=40)
+    out = model.generate(idx, settings=settings)     # or model.generate(idx, 100, temperature=0.8, top_k=40)
 
 The context window: a GPT sees at most ``block_size`` positions. Once the text grows
-longer, each step feeds the last ``block_size`` tokens (the window slides). A cache
-cannot follow a sliding window (every token's position, hence its keys and values,
-changes at every step), so past ``block_size`` generation falls back to recomputing the
-cropped window at each step. Cached and uncached generation therefore see exactly the
-same context and, greedily, choose the same tokens; the cache helps up to ``block_size``.
+longer, each step feeds the last ``block_size`` tokens (the window slides). A
+:class:`~course_lib.model.kv_cache.KVCache` cannot follow a sliding window (every token's
+position, hence its keys and values, changes at every step), so past ``block_size``
+generation falls back to recomputing the cropped window at each step. Cached and uncached
+generation therefore see exactly the same context and, greedily, choose the same tokens;
+the cache helps up to ``block_size``.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
+import numbers
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 
+from course_lib.model.kv_cache import KVCache
+
 if TYPE_CHECKING:  # imported for type hints only: gpt.py imports this module
     from course_lib.model.gpt import GPT
 
+# A temperature below float32's smallest normal number (1.2e-38) cannot be stored in the
+# float32 logits' arithmetic: it becomes 0 or a denormal (which GPUs may flush to 0). As
+# T -> 0, softmax(logits / T) puts all the mass on the most likely token, so such
+# temperatures are greedy, like 0. Larger ones, however small, are sampled without
+# overflow: see :func:`next_token_probs`.
+GREEDY_BELOW = torch.finfo(torch.float32).tiny
 
-class KVCache:
-    """Keys and values of every layer for the positions processed so far, preallocated.
+_RULES = {  # what each setting must be, as the error messages say it
+    "max_new_tokens": "a whole number >= 0",
+    "temperature": "a finite number >= 0 (0 = greedy)",
+    "top_k": "a whole number >= 1",
+    "top_p": "a number in (0, 1]",
+    "eos_id": "a token id (a whole number >= 0)",
+    "use_cache": "True or False",
+}
+_OFF_WITH_NONE = ("top_k", "top_p", "eos_id")
 
-    ``k`` and ``v`` have shape (n_layer, B, n_kv_head, block_size, hd); the first
-    ``length`` positions are filled. With GQA only the n_kv_head heads are stored.
+
+class SamplingError(ValueError):
+    """A sampling setting outside its range: ``setting`` names it, ``value`` and ``rule`` say why."""
+
+    def __init__(self, setting: str, value: object, rule: str) -> None:
+        self.setting, self.value, self.rule = setting, value, rule
+        off = " or None" if setting in _OFF_WITH_NONE else ""
+        super().__init__(f"{setting} must be {rule}{off}, got {value!r}.")
+
+
+def _whole(x: object) -> bool:
+    return isinstance(x, numbers.Integral) and not isinstance(x, bool)
+
+
+def _number(x: object) -> bool:
+    return isinstance(x, numbers.Real) and not isinstance(x, bool)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SamplingSettings:
+    """How ``generate`` chooses new tokens; every value is checked when the settings are made.
+
+    Frozen: ``dataclasses.replace(settings, top_p=0.9)`` makes a changed copy, checked again.
+    A bad value raises a :class:`SamplingError` (a ValueError) that names the setting.
+
+    >>> SamplingSettings(temperature=0.8, top_k=40)
+    SamplingSettings(max_new_tokens=200, temperature=0.8, top_k=40, top_p=None, eos_id=None, use_cache=True)
+    >>> SamplingSettings(temperature=float("nan"))
+    Traceback (most recent call last):
+    ...
+    course_lib.model.generation.SamplingError: temperature must be a finite number >= 0 (0 = greedy), got nan.
     """
 
-    def __init__(
-        self, n_layer: int, batch: int, n_kv_head: int, max_len: int, head_dim: int,
-        device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32,
-    ) -> None:  # fmt: skip
-        shape = (n_layer, batch, n_kv_head, max_len, head_dim)
-        self.k = torch.zeros(shape, device=device, dtype=dtype)  # (L, B, nkv, max_len, hd)
-        self.v = torch.zeros(shape, device=device, dtype=dtype)  # (L, B, nkv, max_len, hd)
-        self.length = 0  # positions filled, the same for every layer
+    max_new_tokens: int = 200  # tokens to add (fewer when every row has reached eos_id)
+    temperature: float = 1.0  # softmax(logits / temperature): < 1 sharper, > 1 flatter, 0 greedy
+    top_k: int | None = None  # sample among the k most likely tokens only; None: no limit
+    top_p: float | None = None  # ... among the fewest most likely whose probability reaches p; None or 1: all
+    eos_id: int | None = None  # a row that emits this token stops, and is padded with it; None: never stop
+    use_cache: bool = True  # a KVCache: the same tokens, fewer computations
 
-    @classmethod
-    def for_model(cls, model: GPT, batch: int, max_len: int | None = None) -> KVCache:
-        """An empty cache for ``model`` with ``batch`` rows and max_len (default block_size) positions."""
-        c, p = model.config, next(model.parameters())
-        max_len = c.block_size if max_len is None else min(max_len, c.block_size)
-        return cls(c.n_layer, batch, c.kv_heads, max_len, c.head_dim, p.device, p.dtype)
+    def __post_init__(self) -> None:
+        good = {  # in field order: the first bad setting is the one reported
+            "max_new_tokens": _whole(self.max_new_tokens) and self.max_new_tokens >= 0,
+            "temperature": _number(self.temperature) and math.isfinite(self.temperature) and self.temperature >= 0,
+            "top_k": self.top_k is None or (_whole(self.top_k) and self.top_k >= 1),
+            "top_p": self.top_p is None or (_number(self.top_p) and 0.0 < self.top_p <= 1.0),
+            "eos_id": self.eos_id is None or (_whole(self.eos_id) and self.eos_id >= 0),
+            "use_cache": isinstance(self.use_cache, bool),
+        }
+        for name, ok in good.items():
+            if not ok:
+                raise SamplingError(name, getattr(self, name), _RULES[name])
 
-    @property
-    def max_len(self) -> int:
-        """How many positions fit."""
-        return self.k.size(3)
 
-    def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Store new k, v (B, nkv, T, hd) after the filled positions; return all (B, nkv, length+T, hd)."""
-        end = self.length + k.size(2)
-        if end > self.max_len:
-            raise ValueError(f"KVCache holds {self.max_len} positions; {end} were asked for.")
-        self.k[layer, :, :, self.length : end] = k
-        self.v[layer, :, :, self.length : end] = v
-        return self.k[layer, :, :, :end], self.v[layer, :, :, :end]
+SETTING_NAMES = tuple(f.name for f in dataclasses.fields(SamplingSettings))
 
-    def advance(self, n: int) -> None:
-        """Mark n more positions as filled (the model calls this after its last layer)."""
-        self.length += n
 
-    def reorder(self, rows: torch.Tensor) -> None:
-        """Keep (and copy) the batch rows listed in ``rows`` (n,): beam search follows its beams."""
-        self.k = self.k[:, rows]  # (L, n, nkv, max_len, hd)
-        self.v = self.v[:, rows]  # (L, n, nkv, max_len, hd)
+def make_settings(settings: SamplingSettings | None = None, **overrides: Any) -> SamplingSettings:
+    """``settings`` (default ``SamplingSettings()``) with the fields named in ``overrides`` replaced.
+
+    What ``model.generate(idx, temperature=0.8, settings=s)`` does with its keywords.
+
+    >>> make_settings(SamplingSettings(temperature=0.8), top_k=40).top_k
+    40
+    """
+    if settings is None:
+        settings = SamplingSettings()
+    elif not isinstance(settings, SamplingSettings):
+        raise TypeError(f"settings must be a SamplingSettings, got {type(settings).__name__}: "
+                        "build one with SamplingSettings(temperature=..., top_k=...).")  # fmt: skip
+    unknown = sorted(set(overrides) - set(SETTING_NAMES))
+    if unknown:
+        raise TypeError(f"unknown sampling setting(s) {', '.join(unknown)}: the settings are {', '.join(SETTING_NAMES)}.")
+    return dataclasses.replace(settings, **overrides) if overrides else settings
+
+
+def is_greedy(temperature: float) -> bool:
+    """True when sampling always picks the most likely token: temperature 0 (or below GREEDY_BELOW)."""
+    return temperature < GREEDY_BELOW
 
 
 def filter_logits(logits: torch.Tensor, top_k: int | None = None, top_p: float | None = None) -> torch.Tensor:
@@ -93,15 +152,34 @@ def filter_logits(logits: torch.Tensor, top_k: int | None = None, top_p: float |
     return logits
 
 
+def next_token_probs(
+    logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None
+) -> torch.Tensor:
+    """The distribution (B, V) that :func:`sample_next` draws from, for logits (B, V).
+
+    softmax((logits - max) / temperature) is softmax(logits / temperature) (softmax ignores
+    a shift), but every scaled logit is <= 0, so a tiny temperature cannot overflow to inf
+    and NaN: a logit that goes past float32's range becomes -inf, probability 0, which is
+    the T -> 0 limit. A greedy temperature puts all the mass on the argmax.
+
+    >>> next_token_probs(torch.tensor([[0.0, 1.0, 2.0]]), temperature=1e-30)
+    tensor([[0., 0., 1.]])
+    """
+    logits = logits.float()  # (B, V)
+    if is_greedy(temperature):
+        return F.one_hot(logits.argmax(dim=-1), logits.size(-1)).float()  # (B, V)
+    shifted = logits - logits.amax(dim=-1, keepdim=True)  # (B, V): the largest is 0
+    return F.softmax(filter_logits(shifted / temperature, top_k, top_p), dim=-1)  # (B, V)
+
+
 def sample_next(
     logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,
     top_p: float | None = None, generator: torch.Generator | None = None,
 ) -> torch.Tensor:  # fmt: skip
     """Choose one token per row from logits (B, V) -> ids (B,). temperature=0 is greedy."""
-    if temperature == 0:
+    if is_greedy(temperature):
         return logits.argmax(dim=-1)  # (B,)
-    logits = filter_logits(logits.float() / temperature, top_k, top_p)  # (B, V)
-    probs = F.softmax(logits, dim=-1)  # (B, V)
+    probs = next_token_probs(logits, temperature, top_k, top_p)  # (B, V)
     return torch.multinomial(probs, num_samples=1, generator=generator).squeeze(-1)  # (B,)
 
 
@@ -119,58 +197,52 @@ def next_logits(model: GPT, seq: torch.Tensor, cache: KVCache | None) -> tuple[t
     return logits[:, -1, :], cache  # (B, V)
 
 
-def _check_request(idx: torch.Tensor, max_new_tokens: int) -> None:
+def _check_request(model: GPT, idx: torch.Tensor) -> None:
     if idx.dim() != 2 or idx.size(1) == 0 or idx.dtype != torch.long:
         raise ValueError(
             f"idx must be a (B, T) LongTensor of token ids with T >= 1, got shape {tuple(idx.shape)} "
             f"and dtype {idx.dtype}; for a single prompt pass ids[None]."
         )
-    if max_new_tokens < 0:
-        raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}.")
+    model.check_token_ids(idx, what="the prompt")
 
 
 def generate_stream(
-    model: GPT, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0,
-    top_k: int | None = None, top_p: float | None = None, eos_id: int | None = None,
-    use_cache: bool = True, generator: torch.Generator | None = None,
+    model: GPT, idx: torch.Tensor, settings: SamplingSettings | None = None,
+    generator: torch.Generator | None = None,
 ) -> Iterator[torch.Tensor]:  # fmt: skip
-    """Yield up to max_new_tokens new tokens for idx (B, T), one (B,) tensor per step.
+    """Yield up to ``settings.max_new_tokens`` new tokens for idx (B, T), one (B,) tensor per step.
 
     A row that has produced ``eos_id`` yields ``eos_id`` from then on; the stream ends
     early once every row has. The model is put in eval mode (no dropout) while the
     stream runs and returned to its previous mode when the stream ends or is closed.
-    Bad settings raise a ValueError here, before the first token.
+    A bad prompt raises a ValueError here, before the first token.
     """
-    _check_request(idx, max_new_tokens)
-    if temperature < 0:
-        raise ValueError(f"temperature must be >= 0 (0 = greedy), got {temperature}.")
-    if top_k is not None and top_k < 1:
-        raise ValueError(f"top_k must be a positive int or None, got {top_k}.")
-    if top_p is not None and not 0.0 < top_p <= 1.0:
-        raise ValueError(f"top_p must be in (0, 1] or None, got {top_p}.")
-    return _stream(model, idx, max_new_tokens, temperature, top_k, top_p, eos_id, use_cache, generator)
+    settings = make_settings(settings)
+    _check_request(model, idx)
+    if settings.eos_id is not None and settings.eos_id >= model.config.vocab_size:
+        raise SamplingError("eos_id", settings.eos_id, f"a token id below vocab_size={model.config.vocab_size}")
+    return _stream(model, idx, settings, generator)
 
 
 @torch.no_grad()  # on a generator, torch turns gradients off at every resume, not just once
 def _stream(
-    model: GPT, idx: torch.Tensor, max_new_tokens: int, temperature: float, top_k: int | None,
-    top_p: float | None, eos_id: int | None, use_cache: bool, generator: torch.Generator | None,
-) -> Iterator[torch.Tensor]:  # fmt: skip
+    model: GPT, idx: torch.Tensor, s: SamplingSettings, generator: torch.Generator | None
+) -> Iterator[torch.Tensor]:
     was_training = model.training
     model.eval()
     try:
         seq = idx  # (B, L), grows by one column per step
-        cache = KVCache.for_model(model, idx.size(0), idx.size(1) + max_new_tokens) if use_cache else None
+        cache = KVCache.for_model(model, idx.size(0), idx.size(1) + s.max_new_tokens) if s.use_cache else None
         finished = torch.zeros(idx.size(0), dtype=torch.bool, device=idx.device)  # (B,)
-        for _ in range(max_new_tokens):
+        for _ in range(s.max_new_tokens):
             logits, cache = next_logits(model, seq, cache)  # (B, V)
-            token = sample_next(logits, temperature, top_k, top_p, generator)  # (B,)
-            if eos_id is not None:
-                token = token.masked_fill(finished, eos_id)  # finished rows keep padding with eos
-                finished = finished | (token == eos_id)
+            token = sample_next(logits, s.temperature, s.top_k, s.top_p, generator)  # (B,)
+            if s.eos_id is not None:
+                token = token.masked_fill(finished, s.eos_id)  # finished rows keep padding with eos
+                finished = finished | (token == s.eos_id)
             seq = torch.cat([seq, token[:, None]], dim=1)  # (B, L + 1)
             yield token
-            if eos_id is not None and bool(finished.all()):
+            if s.eos_id is not None and bool(finished.all()):
                 break
     finally:
         model.train(was_training)
@@ -235,7 +307,9 @@ def beam_search(
     0.0: the plain sum, which favours short answers). Rows are searched one at a time;
     shorter results are padded with ``eos_id``.
     """
-    _check_request(idx, max_new_tokens)
+    _check_request(model, idx)
+    if max_new_tokens < 0:
+        raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}.")
     if num_beams < 1:
         raise ValueError(f"num_beams must be >= 1, got {num_beams}.")
     was_training = model.training

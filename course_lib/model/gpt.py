@@ -6,7 +6,8 @@ bottom: ``Block`` is attention + MLP with residual connections, ``GPT`` stacks t
     config = GPTConfig.modern(vocab_size=65)
     model = GPT(config)
     logits, loss = model(idx, targets)          # idx, targets: (B, T) token ids
-    out = model.generate(idx, max_new_tokens=100, temperature=0.8, top_k=40)
+    logits, loss, attention = model(idx, return_attention=True)  # attention: (n_layer, B, n_head, T, T)
+    out = model.generate(idx, 100, temperature=0.8, top_k=40)   # (B, T + 100)
 
 Module names follow Hugging Face's Llama (embed_tokens, layers.N.self_attn.q_proj, ...,
 norm, lm_head), so its checkpoints map one to one (see ``course_lib.hf``).
@@ -15,7 +16,7 @@ norm, lm_head), so its checkpoints map one to one (see ``course_lib.hf``).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Literal, overload
 
 import torch
 import torch.nn.functional as F
@@ -24,6 +25,8 @@ from torch import nn
 from course_lib.model import generation
 from course_lib.model.attention import CausalSelfAttention
 from course_lib.model.config import GPTConfig
+from course_lib.model.generation import SamplingSettings
+from course_lib.model.kv_cache import KVCache
 from course_lib.model.layers import RotaryEmbedding, init_std_for, make_mlp, make_norm, sinusoidal_positions
 
 
@@ -41,11 +44,12 @@ class Block(nn.Module):
         self,
         x: torch.Tensor,
         rope: tuple[torch.Tensor, torch.Tensor] | None = None,
-        kv_cache: Any | None = None,
+        kv_cache: KVCache | None = None,
+        *,
         return_attention: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """x (B, T, C) -> (x (B, T, C), attention weights (B, nh, T, S) or None)."""
-        a, att = self.self_attn(self.input_layernorm(x), rope, kv_cache, return_attention)  # (B, T, C)
+        """x (B, T, C) -> (x (B, T, C), attention weights (B, nh, T, S), or None unless return_attention)."""
+        a, att = self.self_attn(self.input_layernorm(x), rope, kv_cache, return_attention=return_attention)
         x = x + a  # (B, T, C): attention writes into the residual stream
         x = x + self.mlp(self.post_attention_layernorm(x))  # (B, T, C): so does the MLP
         return x, att
@@ -83,26 +87,61 @@ class GPT(nn.Module):
             else:  # norm weights
                 nn.init.ones_(p)
 
+    def check_token_ids(self, idx: torch.Tensor, what: str = "idx") -> None:
+        """A ValueError naming a bad id (the smallest, or else the largest) unless all of idx is in [0, vocab_size).
+
+        One min/max over idx; without it the embedding lookup fails with a bare IndexError
+        on the CPU and a device-side assert on a GPU.
+        """
+        if idx.numel() == 0 or torch.compiler.is_compiling():  # compiled: no graph break for a check
+            return
+        low, high = (int(v) for v in torch.aminmax(idx))
+        V = self.config.vocab_size
+        if low < 0 or high >= V:
+            bad = low if low < 0 else high
+            raise ValueError(
+                f"{what} holds token id {bad}, outside this model's vocabulary of vocab_size={V} ids "
+                f"(0 to {V - 1}): encode the text with the tokenizer the model was trained with."
+            )
+
+    @overload
+    def forward(
+        self, idx: torch.Tensor, targets: torch.Tensor | None = None, *, return_attention: Literal[False] = False,
+        kv_cache: KVCache | None = None, last_only: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]: ...  # fmt: skip
+
+    @overload
+    def forward(
+        self, idx: torch.Tensor, targets: torch.Tensor | None = None, *, return_attention: Literal[True],
+        kv_cache: KVCache | None = None, last_only: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]: ...  # fmt: skip
+
     def forward(
         self,
         idx: torch.Tensor,
         targets: torch.Tensor | None = None,
-        return_attention: bool = False,
         *,
-        kv_cache: generation.KVCache | None = None,
+        return_attention: bool = False,
+        kv_cache: KVCache | None = None,
         last_only: bool = False,
-    ) -> tuple[torch.Tensor, ...]:
+    ) -> tuple[torch.Tensor, torch.Tensor | None] | tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
         """Token ids (B, T) -> (logits (B, T, V), loss or None).
 
         - ``targets`` (B, T): next-token ids; the loss is the mean cross-entropy over all
           positions, ignoring positions whose target is -1.
-        - ``return_attention=True``: also return the weights, (n_layer, B, n_head, T, S)
-          with S = T without a cache; GQA heads are expanded to n_head.
+        - ``return_attention=True`` (keyword only): return (logits, loss, attention) instead,
+          attention of shape (n_layer, B, n_head, T, S): for each layer, batch row, head and
+          query position the weights over the S keys (S = T without a cache, cache length + T
+          with one; each row sums to 1). GQA heads are expanded to n_head. The weights come
+          from the written-out attention (slower than SDPA), so ask for them only to look.
         - ``kv_cache``: the tokens continue the ``kv_cache.length`` positions stored there.
         - ``last_only=True``: logits only for the last position, (B, 1, V); generation
           uses it to skip the vocabulary projection of the prompt.
+
+        A token id outside [0, vocab_size) is a ValueError naming it.
         """
         B, T = idx.shape
+        self.check_token_ids(idx)
         start = 0 if kv_cache is None else kv_cache.length
         if start + T > self.config.block_size:
             raise ValueError(
@@ -121,7 +160,7 @@ class GPT(nn.Module):
 
         attentions = []
         for block in self.layers:
-            x, att = block(x, rope, kv_cache, return_attention)  # (B, T, C)
+            x, att = block(x, rope, kv_cache, return_attention=return_attention)  # (B, T, C)
             attentions.append(att)
         if kv_cache is not None:
             kv_cache.advance(T)
@@ -140,7 +179,7 @@ class GPT(nn.Module):
                 raise ValueError("targets need logits at every position: call with last_only=False.")
             loss = F.cross_entropy(logits.view(-1, logits.size(-1)).float(), targets.reshape(-1), ignore_index=-1)
         if return_attention:
-            return logits, loss, torch.stack(attentions)  # attn: (n_layer, B, nh, T, S)
+            return logits, loss, torch.stack(attentions)  # attention: (n_layer, B, nh, T, S)
         return logits, loss
 
     def num_parameters(self, non_embedding: bool = True) -> int:
@@ -161,46 +200,46 @@ class GPT(nn.Module):
     def generate(
         self,
         idx: torch.Tensor,
-        max_new_tokens: int,
-        temperature: float = 1.0,
-        top_k: int | None = None,
-        top_p: float | None = None,
-        eos_id: int | None = None,
-        use_cache: bool = True,
+        max_new_tokens: int | None = None,
+        *,
+        settings: SamplingSettings | None = None,
         generator: torch.Generator | None = None,
+        **overrides: Any,
     ) -> torch.Tensor:
         """Extend idx (B, T) by up to max_new_tokens sampled tokens -> (B, T + n_new).
 
+        How tokens are chosen is a :class:`SamplingSettings` (default: its defaults): pass
+        one as ``settings``, or name its fields as keywords, which replace its values:
+
+            model.generate(idx, 100, temperature=0.8, top_k=40)
+            model.generate(idx, settings=SamplingSettings(max_new_tokens=100, temperature=0.8, top_k=40))
+
         temperature=0 is greedy. Rows that emit ``eos_id`` are padded with it; generation
-        stops early once every row has. See :func:`generation.generate_stream`.
+        stops early once every row has. ``generator`` makes sampling repeatable. Bad
+        settings and token ids outside the vocabulary are ValueErrors that name them.
         """
-        steps = generation.generate_stream(
-            self, idx, max_new_tokens, temperature, top_k, top_p, eos_id, use_cache, generator
-        )
-        new = list(steps)  # each (B,)
-        if not new:
+        new = list(self.generate_stream(idx, max_new_tokens, settings=settings, generator=generator, **overrides))
+        if not new:  # each (B,)
             return idx
         return torch.cat([idx, torch.stack(new, dim=1)], dim=1)  # (B, T + n_new)
 
     def generate_stream(
         self,
         idx: torch.Tensor,
-        max_new_tokens: int,
-        temperature: float = 1.0,
-        top_k: int | None = None,
-        top_p: float | None = None,
-        eos_id: int | None = None,
-        use_cache: bool = True,
+        max_new_tokens: int | None = None,
+        *,
+        settings: SamplingSettings | None = None,
         generator: torch.Generator | None = None,
+        **overrides: Any,
     ) -> Iterator[torch.Tensor]:
         """Like :meth:`generate`, but yield each new token, shape (B,), as soon as it is chosen.
 
             for token in model.generate_stream(idx, 200):
                 print(decode([int(token[0])]), end="", flush=True)
         """
-        return generation.generate_stream(
-            self, idx, max_new_tokens, temperature, top_k, top_p, eos_id, use_cache, generator
-        )
+        if max_new_tokens is not None:
+            overrides["max_new_tokens"] = max_new_tokens
+        return generation.generate_stream(self, idx, generation.make_settings(settings, **overrides), generator)
 
     @torch.no_grad()
     def beam_search(

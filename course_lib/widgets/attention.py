@@ -162,7 +162,8 @@ class AttentionExplorer(StaticFallback, widgets.VBox):
 def attention_explorer(model: nn.Module, tokenizer: Any, text: str, *, max_tokens: int = 64) -> AttentionExplorer:
     """A widget to look at ``model``'s attention on ``text`` (up to ``max_tokens`` tokens).
 
-    ``model(idx, return_attention=True)`` must return (logits, loss, attn) with attn
-    (n_layer, B, n_head, T, T), as :class:`course_lib.model.GPT` does (GQA heads expanded).
+    ``model(idx, return_attention=True)`` (keyword only) must return (logits, loss, attention)
+    with attention (n_layer, B, n_head, T, T), as :class:`course_lib.model.GPT` does (GQA heads
+    expanded).
     """
     return AttentionExplorer(model, tokenizer, text, max_tokens)

@@ -43,8 +43,9 @@ def encode_window(tokenizer: Any, text: str, max_tokens: int, block_size: int) -
 def attention_maps(model: nn.Module, ids: list[int]) -> np.ndarray:
     """Attention weights of every layer and head for one sequence: (n_layer, n_head, T, T).
 
-    Runs ``model(idx, return_attention=True)`` in eval mode (no dropout) and puts the
-    model back in the mode it was in. Row ``i`` is what query token ``i`` attends to.
+    Runs ``model(idx, return_attention=True)`` (keyword only), which returns (logits, loss,
+    attention) with attention (n_layer, B, n_head, T, T), in eval mode (no dropout), and puts
+    the model back in the mode it was in. Row ``i`` is what query token ``i`` attends to.
     """
     device = next(model.parameters()).device
     idx = torch.tensor([ids], dtype=torch.long, device=device)  # (1, T)

@@ -4,11 +4,13 @@
     playground                          # displays in a notebook
     playground.top_k_slider.value = 5
     playground.current_probs            # (V,) numpy: the distribution sampling now uses
+    playground.settings                 # the sliders as a SamplingSettings
     playground.sample()                 # 200 new tokens with these settings
 
 The bars show the 20 most likely next tokens: pale = softmax(logits / temperature)
-before filtering, dark = what is left after top-k and top-p (renormalised), exactly
-as :func:`course_lib.model.generation.filter_logits` and ``model.generate`` do it.
+before filtering, dark = what is left after top-k and top-p (renormalised), computed by
+:func:`course_lib.model.generation.next_token_probs`, the function ``model.generate``
+samples from.
 
 Where no kernel runs (the built book), the output shows :meth:`SamplingPlayground.static_html`
 instead: the settings, the summary line and the bars as they stand, without controls.
@@ -22,10 +24,9 @@ from typing import Any
 import ipywidgets as widgets
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from course_lib.model.generation import filter_logits
+from course_lib.model.generation import SamplingSettings, next_token_probs
 from course_lib.widgets._render import hbar_html, token_labels
 from course_lib.widgets.static import FULL_LABEL, StaticFallback
 
@@ -78,11 +79,11 @@ class SamplingPlayground(StaticFallback, widgets.VBox):
 
     # -- settings as generate() takes them ---------------------------------------------
     @property
-    def settings(self) -> dict[str, Any]:
-        """temperature, top_k and top_p as ``model.generate`` takes them (None = off)."""
+    def settings(self) -> SamplingSettings:
+        """The sliders (top-k 0 and top-p 1 = off, None) and max_new_tokens, as ``model.generate`` takes them."""
         k, p = self.top_k_slider.value, self.top_p_slider.value
-        return {"temperature": float(self.temperature_slider.value),
-                "top_k": int(k) if k > 0 else None, "top_p": float(p) if p < 1.0 else None}  # fmt: skip
+        return SamplingSettings(max_new_tokens=self.max_new_tokens, temperature=float(self.temperature_slider.value),
+                                top_k=int(k) if k > 0 else None, top_p=float(p) if p < 1.0 else None)  # fmt: skip
 
     def _prompt_ids(self) -> torch.Tensor:
         """The prompt as (1, T) ids, cropped to the model's last block_size tokens."""
@@ -113,13 +114,8 @@ class SamplingPlayground(StaticFallback, widgets.VBox):
         self.error = ""
         logits = self._next_logits(idx)  # (1, V)
         s = self.settings
-        if s["temperature"] == 0:  # greedy: all the mass on the most likely token
-            before = F.one_hot(logits.argmax(-1), logits.size(-1)).float()  # (1, V)
-            after = before
-        else:
-            tempered = logits / s["temperature"]  # (1, V)
-            before = F.softmax(tempered, dim=-1)  # (1, V)
-            after = F.softmax(filter_logits(tempered, s["top_k"], s["top_p"]), dim=-1)  # (1, V)
+        before = next_token_probs(logits, s.temperature)  # (1, V); greedy: all the mass on the argmax
+        after = next_token_probs(logits, s.temperature, s.top_k, s.top_p)  # (1, V)
         self.before_filter = before[0].cpu().numpy()
         self.current_probs = after[0].cpu().numpy()
         self._draw()
@@ -141,8 +137,8 @@ class SamplingPlayground(StaticFallback, widgets.VBox):
     def static_html(self) -> str:
         """The settings, the summary line and the bars as they stand now, with no controls."""
         s = self.settings
-        shown = (f"temperature {s['temperature']:g}, top-k {s['top_k'] or 'off'}, "
-                 f"top-p {'off' if s['top_p'] is None else format(s['top_p'], 'g')}")  # fmt: skip
+        shown = (f"temperature {s.temperature:g}, top-k {s.top_k or 'off'}, "
+                 f"top-p {'off' if s.top_p is None else format(s.top_p, 'g')}")  # fmt: skip
         return (
             '<div class="sampling-static" style="font:13px sans-serif">'
             f'<div data-role="settings"><b>prompt</b> {html.escape(repr(self.prompt_input.value))}; {shown}</div>'
@@ -160,7 +156,7 @@ class SamplingPlayground(StaticFallback, widgets.VBox):
             self.error = str(err)
             self.output.value = f'<span style="color:#b00">{html.escape(self.error)}</span>'
             return ""
-        out = self.model.generate(idx, self.max_new_tokens, generator=self.generator, **self.settings)  # (1, T + n)
+        out = self.model.generate(idx, settings=self.settings, generator=self.generator)  # (1, T + n)
         self.last_sample = self.tokenizer.decode(out[0, idx.size(1) :].tolist())
         self.output.value = (
             '<pre style="white-space:pre-wrap;font-size:12px;border-left:3px solid #2171b5;padding-left:8px">'
