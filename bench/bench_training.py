@@ -45,7 +45,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from course_lib.batches import evaluate_perplexity  # noqa: E402
-from course_lib.cli.train import build_model_config, build_tokenizer, build_train_config  # noqa: E402
 from course_lib.data import load_text, train_val_split  # noqa: E402
 from course_lib.device import seed_everything  # noqa: E402
 from course_lib.model import GPT  # noqa: E402
@@ -135,14 +134,14 @@ def make_callback(log: RunLog, val_ids: torch.Tensor, block_size: int, limit: in
 
 
 def run_recipe(name: str, recipe: Recipe, text: str, train_text: str, val_text: str, args: argparse.Namespace):
-    tok = build_tokenizer(recipe, text, train_text)
+    tok = recipe.build_tokenizer(text, train_text)
     train_ids = torch.tensor(tok.encode(train_text), dtype=torch.long)  # (N,)
     val_ids = torch.tensor(tok.encode(val_text), dtype=torch.long)  # (M,)
-    config = build_model_config(recipe, tok.vocab_size)
-    cfg = build_train_config(recipe, Path("unused"), progress=False)
-    cfg = dataclasses.replace(cfg, checkpoint_dir=None, eval_interval=args.eval_interval)
+    config = recipe.model_config(tok.vocab_size)
+    recipe = dataclasses.replace(recipe, eval_interval=args.eval_interval)
     if args.quick:
-        cfg = dataclasses.replace(cfg, max_iters=args.quick_iters, eval_iters=min(cfg.eval_iters, 4))
+        recipe = dataclasses.replace(recipe, max_iters=args.quick_iters, eval_iters=min(recipe.eval_iters, 4))
+    cfg = recipe.train_config(progress=False)  # no checkpoint_dir: no checkpoints
     seed_everything(recipe.seed)
     model = GPT(config)
     limit = 20_000 if args.quick else None

@@ -3,20 +3,41 @@
 Every notebook's papermill ``parameters`` cell reads :func:`fast_mode` to choose its
 sizes, so ``COURSE_FAST=1`` makes the whole course run in minutes, while papermill's
 ``-p name value`` still overrides any single parameter. :func:`from_dict_strict` rebuilds
-the course's settings dataclasses (model configs, recipes) from their JSON form.
+the course's settings dataclasses (model configs, recipes) from their JSON form, and
+:class:`ConfigError` is what they raise for a setting that cannot work: it carries the
+field's name, so a command line can name the flag that sets it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
 T = TypeVar("T")
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"", "0", "false", "no", "off"}
+
+
+class ConfigError(ValueError):
+    """A setting that cannot work, with the field (or fields) it concerns.
+
+    >>> err = ConfigError("lr", "lr must be a positive finite number, got inf")
+    >>> err.fields, str(err)
+    (('lr',), 'lr must be a positive finite number, got inf')
+    >>> ConfigError(("n_embd", "n_head"), "n_embd=30 is not divisible by n_head=4").fields
+    ('n_embd', 'n_head')
+    """
+
+    def __init__(self, fields: str | Sequence[str], message: str) -> None:
+        super().__init__(message)
+        self.fields: tuple[str, ...] = (fields,) if isinstance(fields, str) else tuple(fields)
+        self.message = message
+
+    def __reduce__(self) -> tuple[Any, ...]:  # picklable (DataLoader workers, multiprocessing)
+        return type(self), (self.fields, self.message)
 
 
 def fast_mode() -> bool:
@@ -39,8 +60,10 @@ def fast_mode() -> bool:
 def pick(full: T, fast: T) -> T:
     """Return ``fast`` in fast mode and ``full`` otherwise.
 
-    >>> pick(full=5000, fast=50)  # with COURSE_FAST unset
+    >>> import os; os.environ["COURSE_FAST"] = "0"; pick(full=5000, fast=50)
     5000
+    >>> os.environ["COURSE_FAST"] = "1"; pick(full=5000, fast=50)
+    50
     """
     return fast if fast_mode() else full
 

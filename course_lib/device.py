@@ -48,7 +48,12 @@ def _best_available() -> torch.device:
     return torch.device("cpu")  # pragma: no cover - cpu is always available
 
 
-def _parse(request: str | torch.device) -> torch.device:
+def parse_device(request: str | torch.device) -> torch.device:
+    """A device name -> ``torch.device``, or a ValueError listing the names this course uses.
+
+    >>> parse_device("cuda:1")
+    device(type='cuda', index=1)
+    """
     try:
         device = torch.device(request)
     except (RuntimeError, TypeError) as err:
@@ -62,13 +67,39 @@ def _parse(request: str | torch.device) -> torch.device:
     return device
 
 
+def unavailable_reason(device: torch.device) -> str | None:
+    """Why ``device`` cannot be used on this machine, or None when it can.
+
+    >>> unavailable_reason(torch.device("cpu")) is None
+    True
+    """
+    if _available(device.type, device.index):
+        return None
+    if device.type == "mps":
+        return "Apple Metal (MPS) is not available here"
+    if not torch.cuda.is_available():
+        return "no CUDA GPU is visible here (torch.cuda.is_available() is False)"
+    n = torch.cuda.device_count()
+    if n == 1:
+        return "only 1 CUDA GPU is visible here (cuda:0)"
+    return f"only {n} CUDA GPUs are visible here (cuda:0 to cuda:{n - 1})"
+
+
 def _resolve(prefer: str | torch.device | None) -> tuple[torch.device, str]:
     """Return (device, reason) without warning; used by get_device and describe."""
     env = os.environ.get("COURSE_DEVICE", "").strip()
     if env:
-        request, origin = env, "COURSE_DEVICE"
+        request, origin = env, "COURSE_DEVICE="
+        try:
+            wanted = parse_device(env)
+        except ValueError:
+            raise ValueError(
+                f"COURSE_DEVICE={env} is not a device name: set it to cuda, cuda:N, mps or cpu, "
+                "or unset it to use the best available device."
+            ) from None
     elif prefer is not None:
         request, origin = prefer, "prefer="
+        wanted = parse_device(prefer)
     else:
         best = _best_available()
         reasons = {
@@ -77,14 +108,10 @@ def _resolve(prefer: str | torch.device | None) -> tuple[torch.device, str]:
             "cpu": "no CUDA GPU and no Apple Metal (MPS) found, so the CPU is used",
         }
         return best, reasons[best.type]
-    wanted = _parse(request)
-    if _available(wanted.type, wanted.index):
-        return wanted, f"{origin}{'=' if origin == 'COURSE_DEVICE' else ''}{request!s} asked for it"
+    if unavailable_reason(wanted) is None:
+        return wanted, f"{origin}{request!s} asked for it"
     best = _best_available()
-    return best, (
-        f"{origin}{'=' if origin == 'COURSE_DEVICE' else ''}{request!s} asked for "
-        f"{wanted}, which is not available here; fell back to {best}"
-    )
+    return best, f"{origin}{request!s} asked for {wanted}, which is not available here; fell back to {best}"
 
 
 def get_device(prefer: str | torch.device | None = None) -> torch.device:
@@ -92,7 +119,8 @@ def get_device(prefer: str | torch.device | None = None) -> torch.device:
 
     Order: ``COURSE_DEVICE`` if set, else ``prefer`` if given, else the best available
     of cuda, mps, cpu. A requested device that is not available falls back to the best
-    available one and emits a ``UserWarning`` saying so.
+    available one and emits a ``UserWarning`` saying so; a name that is no device at all
+    (``COURSE_DEVICE=gpu``) raises a ValueError saying where it came from.
     """
     device, reason = _resolve(prefer)
     if "not available" in reason:

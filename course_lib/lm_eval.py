@@ -32,6 +32,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+import torch
+
 from course_lib.atomic import atomic_open
 from course_lib.config import fast_mode
 
@@ -323,7 +325,156 @@ def ngram_results(
     for n in orders:
         lm = NGramModel(n, smoothing=smoothing, k=k, discount=discount).fit(train_text, vocab=vocab)
         log_probs = lm.token_log_probs(val_text)[1:]  # (len(val) - 1,) as evaluate_perplexity
-        stored = sum(len(t.keys) for t in lm._raw[1:] if t is not None)  # distinct m-grams, m = 1..n
+        stored = lm.stored_ngrams  # distinct m-grams, m = 1..n
         notes = f"trained on {len(train_text):,} chars" + ("" if train_chars is None else " (a prefix)")
         results.append(Result(f"{n}-gram ({label})", 15, float(-log_probs.mean()), stored, notes))
     return results
+
+
+# ---------------------------------------------------------------- neural models: sliding windows
+@dataclass(frozen=True)
+class WindowScore:
+    """What :func:`score_windows` measured: summed nats over ``n_predictions`` scored tokens.
+
+    ``min_context``: the fewest tokens any prediction after the first window saw (the
+    first window's tokens see 1, 2, ..., ``block_size``: nothing precedes them).
+    """
+
+    total_nats: float
+    n_predictions: int
+    block_size: int
+    stride: int
+    min_context: int
+
+    @property
+    def nats_per_token(self) -> float:
+        return self.total_nats / self.n_predictions
+
+
+def window_plan(n_tokens: int, block_size: int, stride: int) -> list[tuple[int, int]]:
+    """The windows :func:`score_windows` runs: ``(start, first_scored)`` pairs.
+
+    Token ``i`` (``1 <= i < n_tokens``) is predicted from the tokens before it. A window
+    ``start`` holds inputs ``ids[start : start + block_size]`` and so predicts tokens
+    ``start + 1 .. start + block_size``; it *scores* only those from ``first_scored`` on,
+    which no earlier window scored. The first window scores all it predicts; each later one
+    moves ``stride`` tokens on and scores its last ``stride`` predictions, so each of those
+    saw at least ``block_size - stride + 1`` tokens. The last window ends at the last token.
+
+    >>> window_plan(10, block_size=4, stride=2)   # tokens 1-4, then 5-6, 7-8, 9
+    [(0, 1), (2, 5), (4, 7), (5, 9)]
+    """
+    if not 1 <= stride <= block_size:
+        raise ValueError(f"stride must be between 1 and block_size = {block_size}, got {stride}")
+    if n_tokens < 2:
+        raise ValueError(f"need at least 2 tokens to score a prediction, got {n_tokens}")
+    last = n_tokens - 1  # the last token index to predict
+    if last <= block_size:
+        return [(0, 1)]
+    plan, scored_to = [(0, 1)], block_size  # tokens 1..block_size are scored
+    while scored_to < last:
+        end = min(scored_to + stride, last)  # score tokens scored_to + 1 .. end
+        plan.append((end - block_size, scored_to + 1))
+        scored_to = end
+    return plan
+
+
+def score_windows(
+    model: torch.nn.Module,
+    ids: torch.Tensor,
+    block_size: int,
+    *,
+    stride: int | None = None,
+    batch_size: int = 32,
+) -> WindowScore:
+    """The yardstick for a neural model: score every token of ``ids`` (N,) but the first, once.
+
+    ``model(x)`` must return logits ``(b, t, V)`` (or a tuple whose first item they are) for
+    inputs ``x`` (b, t) of at most ``block_size`` tokens. Overlapping windows
+    (:func:`window_plan`, ``stride = block_size // 2`` by default) give every token after
+    the first window at least half a context of history; ``stride = block_size`` is the
+    non-overlapping cut, where a token at window position ``t`` sees only ``t + 1`` tokens
+    (but for the last window, which ends at the last token).
+    The sum is taken in float64. A model in training mode is put in eval mode meanwhile.
+    """
+    import torch.nn.functional as F
+
+    if not isinstance(ids, torch.Tensor) or ids.dim() != 1 or ids.dtype.is_floating_point:
+        raise ValueError(f"ids must be a 1-D tensor of token ids, got {type(ids).__name__} "
+                         f"{tuple(getattr(ids, 'shape', ()))}: use torch.tensor(tok.encode(text)).")
+    if not isinstance(block_size, int) or block_size < 1:
+        raise ValueError(f"block_size must be a positive int (the model's context), got {block_size!r}")
+    stride = max(1, block_size // 2) if stride is None else stride
+    plan = window_plan(ids.numel(), block_size, stride)
+    n = ids.numel()
+    param = next(model.parameters(), None)
+    device = param.device if param is not None else torch.device("cpu")
+    was_training = model.training
+    model.eval()
+    total = torch.zeros((), dtype=torch.float64)
+    try:
+        with torch.no_grad():
+            if len(plan) == 1:  # the whole text fits in one (shorter) window
+                groups = [[(0, 1)]]
+                width = n - 1
+            else:
+                groups = [plan[i : i + batch_size] for i in range(0, len(plan), batch_size)]
+                width = block_size
+            for group in groups:
+                starts = torch.tensor([s for s, _ in group])  # (b,)
+                offsets = starts[:, None] + torch.arange(width)  # (b, T)
+                out = model(ids[offsets].long().to(device))
+                logits = out[0] if isinstance(out, tuple) else out  # (b, T, V)
+                nll = F.cross_entropy(logits.double().flatten(0, 1), ids[offsets + 1].long().to(device).flatten(),
+                                      reduction="none").view(len(group), width).cpu()  # (b, T)
+                # window position t predicts token start + t + 1: keep those from first_scored on
+                first = torch.tensor([f - s - 1 for s, f in group])  # (b,)
+                keep = torch.arange(width)[None, :] >= first[:, None]  # (b, T)
+                total += nll[keep].sum()
+    finally:
+        model.train(was_training)
+    min_context = block_size - stride + 1 if len(plan) > 1 else 1
+    return WindowScore(total.item(), n - 1, block_size, stride, min_context)
+
+
+@dataclass(frozen=True)
+class TextScore:
+    """:func:`score_text`'s result: nats summed over the scored characters of a text."""
+
+    total_nats: float
+    n_chars: int  # the characters those predictions spell: all but the first token's
+    windows: WindowScore
+
+    @property
+    def nats_per_char(self) -> float:
+        return nats_per_char(self.total_nats, self.n_chars)
+
+
+def score_text(
+    model: torch.nn.Module,
+    tokenizer,  # noqa: ANN001 (a course_lib tokenizer: encode and decode)
+    text: str,
+    block_size: int,
+    *,
+    stride: int | None = None,
+    batch_size: int = 32,
+) -> TextScore:
+    """Every neural row of the results table: ``text`` encoded, scored by :func:`score_windows`,
+    normalised per character.
+
+    All tokens but the first are predicted, so the characters scored are the text's but
+    those of its first token: for a character model ``len(text) - 1``, the same 111,538
+    predictions as the n-grams'. For BPE the first token spells a few more.
+
+    >>> from course_lib.tokenizers import CharTokenizer
+    >>> class Uniform(torch.nn.Module):       # every token equally likely
+    ...     def forward(self, x):
+    ...         return torch.zeros(*x.shape, 4)
+    >>> s = score_text(Uniform(), CharTokenizer.from_text("abcd"), "abcdabcd", block_size=4)
+    >>> s.n_chars, round(s.nats_per_char, 6) == round(math.log(4), 6)
+    (7, True)
+    """
+    ids = torch.tensor(tokenizer.encode(text), dtype=torch.long)  # (N,)
+    windows = score_windows(model, ids, block_size, stride=stride, batch_size=batch_size)
+    n_chars = len(text) - len(tokenizer.decode(ids[:1].tolist()))
+    return TextScore(windows.total_nats, n_chars, windows)

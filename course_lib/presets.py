@@ -6,19 +6,37 @@ recipes the course uses; explicit command-line flags override a preset's values:
 
     python -m course_lib train --preset shakespeare-char-cpu --max-iters 500
 
+A recipe turns itself into what the library trains with: ``recipe.build_tokenizer(text,
+train_text)``, ``recipe.model_config(tok.vocab_size)`` (a GPTConfig) and
+``recipe.train_config(checkpoint_dir=..., progress=...)`` (a TrainConfig). A setting that
+cannot work raises :class:`~course_lib.config.ConfigError` naming the recipe field, which
+the command line turns into its flag (``beta2`` -> ``--beta2``).
+
 >>> PRESETS["shakespeare-char-nanogpt"].block_size
 64
 >>> dataclasses.replace(PRESETS["shakespeare-char-cpu"], max_iters=500).max_iters
 500
+>>> PRESETS["shakespeare-char-cpu"].model_config(vocab_size=65).n_kv_head  # modern: n_head // 2
+2
+>>> dataclasses.replace(PRESETS["shakespeare-char-cpu"], beta2=1.5).train_config()  # doctest: +ELLIPSIS
+Traceback (most recent call last):
+...
+course_lib.config.ConfigError: beta2 must be in [0, 1), got 1.5: ...
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from course_lib.config import from_dict_strict
+from course_lib.config import ConfigError, from_dict_strict
+
+if TYPE_CHECKING:  # imported inside the methods: --help must answer without importing torch
+    from course_lib.model import GPTConfig
+    from course_lib.schedule import TrainConfig
+    from course_lib.tokenizers import Tokenizer
 
 ARCHS = ("classic", "modern")  # GPTConfig.classic (GPT-2) or GPTConfig.modern (Llama)
 TOKENIZERS = ("char", "bpe")
@@ -66,6 +84,88 @@ class Recipe:
     def from_dict(cls, data: dict[str, Any]) -> Recipe:
         """Inverse of :meth:`to_dict`; unknown keys raise a ValueError naming the valid ones."""
         return from_dict_strict(cls, data, "recipe")
+
+    # --- what the library trains with -----------------------------------------------------
+    def build_tokenizer(self, text: str, train_text: str) -> Tokenizer:
+        """The characters of the whole ``text``, or BPE merges learned from ``train_text`` only.
+
+        The character vocabulary comes from the whole text, as nanoGPT does: the validation
+        part may hold a character the training part never shows, which a vocabulary of the
+        training part alone could not encode. Only the set of characters is shared.
+        """
+        from course_lib.tokenizers import BPETokenizer, CharTokenizer
+
+        if self.tokenizer == "char":
+            return CharTokenizer.from_text(text)
+        if self.tokenizer == "bpe":
+            vocab_size = self.vocab_size or DEFAULT_BPE_VOCAB
+            if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size < 257:
+                raise ConfigError("vocab_size", f"vocab_size={vocab_size!r}: byte-level BPE starts from 256 byte "
+                                                "tokens, so ask for at least 257 (e.g. 512)")
+            return BPETokenizer.train(train_text, vocab_size, pattern="gpt2")
+        raise ConfigError("tokenizer", f"unknown tokenizer {self.tokenizer!r}: choose one of {', '.join(TOKENIZERS)}")
+
+    def model_config(self, vocab_size: int) -> GPTConfig:
+        """GPTConfig.classic or .modern with the recipe's shape and ``vocab_size`` tokens.
+
+        ``n_kv_head`` and ``bias`` left at None take the architecture's default. A setting
+        that cannot work raises :class:`ConfigError` naming the recipe field(s).
+        """
+        from course_lib.model import GPTConfig
+
+        for name in ("n_layer", "n_head", "n_embd", "block_size"):
+            _check_positive_int(name, getattr(self, name))
+        if self.n_kv_head is not None:
+            _check_positive_int("n_kv_head", self.n_kv_head)
+        if self.arch not in ARCHS:
+            raise ConfigError("arch", f"unknown arch {self.arch!r}: choose one of {', '.join(ARCHS)}")
+        if not _is_number(self.dropout) or not 0 <= self.dropout < 1:
+            raise ConfigError("dropout", f"dropout must be in [0, 1), got {self.dropout!r}")
+        if self.bias not in (None, True, False):
+            raise ConfigError("bias", f"bias must be True, False or None (the arch's default), got {self.bias!r}")
+        shape: dict[str, Any] = dict(vocab_size=vocab_size, n_layer=self.n_layer, n_head=self.n_head,
+                                     n_embd=self.n_embd, block_size=self.block_size, dropout=self.dropout)
+        for name in ("n_kv_head", "bias"):  # None: the architecture's own default
+            if getattr(self, name) is not None:
+                shape[name] = getattr(self, name)
+        factory = GPTConfig.modern if self.arch == "modern" else GPTConfig.classic
+        try:
+            return factory(**shape)
+        except ConfigError:
+            raise
+        except ValueError as err:
+            # every field passed the checks above on its own, so what GPTConfig refuses is how
+            # the heads share the width: n_embd by n_head, query heads by key/value heads
+            heads = ("n_head", "n_kv_head") if self.n_kv_head is not None else ("n_head",)
+            raise ConfigError((*heads, "n_embd"), str(err)) from None
+
+    def train_config(self, **runtime: Any) -> TrainConfig:
+        """The TrainConfig of the recipe's optimisation settings, plus ``runtime`` ones.
+
+        ``runtime`` sets TrainConfig fields a recipe does not hold: ``checkpoint_dir``,
+        ``progress``, ``dtype``, ``compile``, ``log_every``... AdamW's beta1 is the usual 0.9.
+        A setting that cannot work raises :class:`ConfigError` naming the recipe field
+        (``beta2``, where TrainConfig says ``betas``).
+
+        >>> cfg = PRESETS["shakespeare-char-cpu"].train_config(progress=False)
+        >>> cfg.betas, cfg.max_iters, cfg.checkpoint_dir
+        ((0.9, 0.99), 4000, None)
+        """
+        from course_lib.schedule import TrainConfig
+
+        settings: dict[str, Any] = dict(
+            max_iters=self.max_iters, batch_size=self.batch_size, lr=self.lr, min_lr=self.min_lr,
+            warmup_iters=self.warmup_iters, weight_decay=self.weight_decay, betas=(0.9, self.beta2),
+            grad_clip=self.grad_clip, eval_interval=self.eval_interval, eval_iters=self.eval_iters, seed=self.seed,
+        )  # fmt: skip
+        clash = sorted(set(settings) & set(runtime))
+        if clash:
+            raise TypeError(f"{', '.join(clash)}: recipe settings, not runtime ones; change them on the recipe, "
+                            f"e.g. dataclasses.replace(recipe, {_RECIPE_NAME.get(clash[0], clash[0])}=...)")
+        try:
+            return TrainConfig(**settings, **runtime)
+        except ConfigError as err:
+            raise ConfigError([_RECIPE_NAME.get(f, f) for f in err.fields], str(err)) from None
 
 
 PRESETS: dict[str, Recipe] = {
@@ -135,3 +235,15 @@ def get_preset(name: str) -> Recipe:
     if name not in PRESETS:
         raise KeyError(f"unknown preset {name!r}: choose one of {', '.join(sorted(PRESETS))}")
     return PRESETS[name]
+
+
+_RECIPE_NAME = {"betas": "beta2"}  # TrainConfig field -> the recipe field that sets it
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _check_positive_int(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ConfigError(name, f"{name} must be a positive int, got {value!r}")

@@ -8,22 +8,30 @@ a pure function of the step, :func:`lr_at`:
 * steps ``warmup_iters .. lr_decay_iters``: half a cosine from ``lr`` down to ``min_lr``;
 * after ``lr_decay_iters``: ``min_lr`` (also right after a warm-up longer than ``lr_decay_iters``).
 
-These are the warm-up and cosine formulas Day 9 writes by hand, joined into one function.
+These are the warm-up and cosine formulas Day 9 writes by hand, joined into one function
+of plain numbers; ``cfg.lr_at(it)`` applies it with a config's own settings.
 
->>> cfg = TrainConfig(lr=1e-3, min_lr=1e-4, warmup_iters=10, max_iters=110)
->>> lr_at(0, cfg), lr_at(9, cfg), lr_at(60, cfg), lr_at(500, cfg)
-(0.0001, 0.001, 0.00055, 0.0001)
+>>> [lr_at(it, lr=1e-3, min_lr=1e-4, warmup_iters=10, decay_iters=110) for it in (0, 9, 60, 500)]
+[0.0001, 0.001, 0.00055, 0.0001]
+>>> TrainConfig(lr=1e-3, min_lr=1e-4, warmup_iters=10, max_iters=110).lr_at(60)
+0.00055
+
+A setting that cannot work raises :class:`~course_lib.config.ConfigError` naming its field
+(``TrainConfig(lr=float("inf"))``: ``err.fields == ("lr",)``), so ``python -m course_lib
+train`` can name the flag.
 """
 
 from __future__ import annotations
 
 import inspect
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
 from torch import nn
+
+from course_lib.config import ConfigError, from_dict_strict
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -56,43 +64,83 @@ class TrainConfig:
     keep_best: bool = True  # also write one whenever the validation loss reaches a new best
 
     def __post_init__(self) -> None:
-        positive = ("max_iters", "batch_size", "grad_accum_steps", "eval_interval", "eval_iters", "checkpoint_every")
-        for name in positive:
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(f"TrainConfig.{name} must be a positive int, got {getattr(self, name)!r}")
+        for name in ("max_iters", "batch_size", "grad_accum_steps", "eval_interval", "eval_iters",
+                     "checkpoint_every"):  # fmt: skip
+            _check_int(name, getattr(self, name), low=1)
+        for name in ("block_size", "lr_decay_iters"):  # None: the model's / max_iters
+            if getattr(self, name) is not None:
+                _check_int(name, getattr(self, name), low=1)
+        for name in ("warmup_iters", "log_every"):
+            _check_int(name, getattr(self, name), low=0)
+        if self.early_stopping_patience is not None:
+            _check_int("early_stopping_patience", self.early_stopping_patience, low=0)
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
+            raise ConfigError("seed", f"seed must be an int from 0 to 2**63 - 1, got {self.seed!r}")
+        if not _finite(self.lr) or self.lr <= 0:
+            raise ConfigError("lr", f"lr must be a positive finite number, got {self.lr!r}")
+        if not _finite(self.min_lr) or not 0 <= self.min_lr <= self.lr:
+            raise ConfigError(("lr", "min_lr"), f"need 0 <= min_lr <= lr, got min_lr={self.min_lr}, lr={self.lr}")
+        if not _finite(self.weight_decay) or self.weight_decay < 0:
+            raise ConfigError("weight_decay", f"weight_decay must be a finite number >= 0 (0: no decay), "
+                                              f"got {self.weight_decay!r}")
+        betas = tuple(self.betas) if isinstance(self.betas, (tuple, list)) else ()
+        if len(betas) != 2:
+            raise ConfigError("betas", f"betas must be two numbers (beta1, beta2), got {self.betas!r}")
+        for i, beta in enumerate(betas, start=1):
+            if not _finite(beta) or not 0 <= beta < 1:
+                raise ConfigError("betas", f"beta{i} must be in [0, 1), got {beta!r}: Adam's betas are the decay "
+                                           "rates of its running averages (e.g. 0.9 and 0.95)")
+        self.betas = betas
+        if not _finite(self.grad_clip) or self.grad_clip < 0:
+            raise ConfigError("grad_clip", f"grad_clip must be a finite number >= 0 (0 turns clipping off), "
+                                           f"got {self.grad_clip!r}")
         if self.dtype not in ("auto", *_DTYPES):
-            raise ValueError(f"TrainConfig.dtype={self.dtype!r}: use 'auto', 'float32', 'bfloat16' or 'float16'")
-        if not 0 <= self.min_lr <= self.lr:
-            raise ValueError(f"need 0 <= min_lr <= lr, got min_lr={self.min_lr}, lr={self.lr}")
-        if self.warmup_iters < 0 or (self.lr_decay_iters is not None and self.lr_decay_iters < 1):
-            raise ValueError(f"warmup_iters must be >= 0 and lr_decay_iters >= 1 (or None), "
-                             f"got {self.warmup_iters} and {self.lr_decay_iters}")
-        if self.grad_clip < 0 or (self.early_stopping_patience or 0) < 0:
-            raise ValueError("grad_clip and early_stopping_patience must not be negative (0 turns clipping off)")
-        self.betas = tuple(self.betas)
+            raise ConfigError("dtype", f"dtype={self.dtype!r}: use 'auto', 'float32', 'bfloat16' or 'float16'")
         if self.checkpoint_dir is not None:
             self.checkpoint_dir = str(self.checkpoint_dir)
+
+    @property
+    def decay_iters(self) -> int:
+        """The step where the cosine reaches ``min_lr``: ``lr_decay_iters``, else ``max_iters``."""
+        return self.lr_decay_iters if self.lr_decay_iters is not None else self.max_iters
+
+    def lr_at(self, it: int) -> float:
+        """The learning rate of step ``it`` under this config's schedule (see :func:`lr_at`)."""
+        return lr_at(it, self.lr, self.min_lr, self.warmup_iters, self.decay_iters)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
+        """Inverse of :meth:`to_dict`; unknown keys raise a ValueError naming the valid ones."""
+        return from_dict_strict(cls, d, "TrainConfig")
 
 
+def _finite(x: Any) -> bool:
+    """A real number that is neither NaN nor infinite (bools excluded)."""
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
-def lr_at(it: int, cfg: TrainConfig) -> float:
-    """Learning rate for optimisation step ``it`` (counted from 0): warm-up, cosine, floor."""
-    decay_iters = cfg.lr_decay_iters if cfg.lr_decay_iters is not None else cfg.max_iters
-    if it < cfg.warmup_iters:
-        return cfg.lr * (it + 1) / cfg.warmup_iters
+
+def _check_int(name: str, value: Any, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        kind = "a positive int" if low == 1 else "an int >= 0"
+        raise ConfigError(name, f"{name} must be {kind}, got {value!r}")
+
+
+def lr_at(it: int, lr: float, min_lr: float, warmup_iters: int, decay_iters: int) -> float:
+    """Learning rate for optimisation step ``it`` (counted from 0): warm-up, cosine, floor.
+
+    >>> lr_at(4, lr=1e-3, min_lr=1e-4, warmup_iters=10, decay_iters=110)  # warm-up: 5/10 of lr
+    0.0005
+    """
+    if it < warmup_iters:
+        return lr * (it + 1) / warmup_iters
     if it >= decay_iters:
-        return cfg.min_lr
-    progress = (it - cfg.warmup_iters) / (decay_iters - cfg.warmup_iters)  # 0 -> 1
+        return min_lr
+    progress = (it - warmup_iters) / (decay_iters - warmup_iters)  # 0 -> 1
     coeff = 0.5 * (1.0 + math.cos(math.pi * progress))  # 1 -> 0
-    return cfg.min_lr + coeff * (cfg.lr - cfg.min_lr)
+    return min_lr + coeff * (lr - min_lr)
 
 
 def configure_optimizer(

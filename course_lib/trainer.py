@@ -35,7 +35,7 @@ from course_lib.batches import _check_tokens, estimate_loss, get_batch
 from course_lib.checkpoint import CheckpointError, best_checkpoint, latest_checkpoint, load_checkpoint, save_checkpoint
 from course_lib.device import get_device, recommended_dtype
 from course_lib.progress import finish
-from course_lib.schedule import _DTYPES, TrainConfig, configure_optimizer, lr_at
+from course_lib.schedule import _DTYPES, TrainConfig, configure_optimizer
 
 __all__ = ["EvalRecord", "History", "TrainConfig", "Trainer"]
 
@@ -236,7 +236,7 @@ class Trainer:
     def _train_step(self) -> torch.Tensor:
         cfg, accum = self.cfg, self.cfg.grad_accum_steps
         for group in self.optimizer.param_groups:
-            group["lr"] = lr_at(self.step, cfg)
+            group["lr"] = cfg.lr_at(self.step)
         for micro in range(accum):
             x, y = get_batch(self.train_data, self.block_size, cfg.batch_size, self.generator, self.device)  # (B, T)
             last = micro == accum - 1
@@ -289,7 +289,7 @@ class Trainer:
                 self.step += 1
                 bar.update(1)
                 if cfg.log_every and self.step % cfg.log_every == 0:
-                    self._postfix.update(loss=f"{loss.item():.4f}", lr=f"{lr_at(self.step - 1, cfg):.2e}")
+                    self._postfix.update(loss=f"{loss.item():.4f}", lr=f"{cfg.lr_at(self.step - 1):.2e}")
                     bar.set_postfix(self._postfix)
                 if (self.step % cfg.eval_interval == 0 or self.step == cfg.max_iters) and self._evaluate(bar):
                     break
@@ -318,7 +318,7 @@ class Trainer:
         improved = self.history.best_val_loss is None or val_loss < self.history.best_val_loss
         self._bad_evals = 0 if improved else self._bad_evals + 1
         self._n_evals += 1
-        record = EvalRecord(self.step, train_loss, val_loss, _safe_exp(val_loss), lr_at(max(self.step - 1, 0), cfg),
+        record = EvalRecord(self.step, train_loss, val_loss, _safe_exp(val_loss), cfg.lr_at(max(self.step - 1, 0)),
                             offset + time.perf_counter() - t_start, tps, improved)
         self.history.append(record)
         patience = cfg.early_stopping_patience

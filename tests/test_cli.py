@@ -156,6 +156,41 @@ def test_chat_with_piped_input(char_run, monkeypatch, capsys):
     assert reply == expected.split("\n")[0]
 
 
+def test_chat_refuses_a_bad_setting_and_goes_on(char_run, monkeypatch, capsys):
+    lines = "/temp nan\n/tokens -1\n/topp 0\nROMEO:\n/quit\n"
+    monkeypatch.setattr(sys, "stdin", io.StringIO(lines))
+    assert main(["chat", "--ckpt", str(char_run), "--max-new-tokens", "20", "--seed", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "/temp 'nan': temperature must be a finite number >= 0 (0 = greedy); it stays 0.8." in out
+    assert "/tokens '-1': max new tokens must be a whole number >= 0; it stays 20." in out
+    assert "/topp '0': top p must be a number in (0, 1]; it stays off." in out
+    reply = out.split("> ROMEO:\n")[1].split("\n")[0]  # the session went on, with the old settings
+    tok = CharTokenizer.load(char_run / "tokenizer.json")
+    assert reply == reference_sample(best_checkpoint(char_run).path, tok, "ROMEO:", 20, 0.8, 0).split("\n")[0]
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--temperature", "nan"], "--temperature must be a finite number >= 0 (0 = greedy), got nan."),
+    (["--temperature", "inf"], "--temperature must be a finite number >= 0 (0 = greedy), got inf."),
+    (["--top-k", "0"], "--top-k must be a whole number >= 1, got 0; leave --top-k out for no limit."),
+    (["--top-p", "0"], "--top-p must be a number in (0, 1], got 0.0; leave --top-p out for no limit."),
+    (["--max-new-tokens", "-5"], "--max-new-tokens must be a whole number >= 0, got -5."),
+])  # fmt: skip
+def test_bad_sampling_flags_exit_2_naming_the_flag(char_run, flags, message, capsys):
+    assert main(["generate", "--ckpt", str(char_run), *flags]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err == f"python -m course_lib generate: error: {message}\n"  # one paragraph, no traceback
+    assert main(["chat", "--ckpt", str(char_run), *flags]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_a_tiny_temperature_is_greedy(char_run, capsys):
+    args = ["generate", "--ckpt", str(char_run), "--prompt", "ROMEO:", "--max-new-tokens", "30", "--seed", "1"]
+    assert main([*args, "--temperature", "1e-45"]) == 0 and main([*args, "--temperature", "0"]) == 0
+    tiny, greedy = capsys.readouterr().out.split("ROMEO:")[1:]
+    assert tiny == greedy  # 1e-45 is 0 to float32, and softmax(logits / T) tends to the argmax as T -> 0
+
+
 def test_info_prints_step_and_parameter_count(char_run, capsys):
     assert main(["info", "--ckpt", str(char_run / "ckpt-000020")]) == 0
     out = capsys.readouterr().out
@@ -293,7 +328,8 @@ def test_inference_errors_exit_2(char_run, tmp_path, capsys):
     assert main(["generate", "--ckpt", str(char_run), "--prompt", "caf\u00e9"]) == 2
     assert "not in the vocabulary" in capsys.readouterr().err
     assert main(["generate", "--ckpt", str(char_run), "--top-p", "1.5"]) == 2
-    assert "top-p must be in (0, 1]" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "--top-p" in err and "(0, 1]" in err and "1.5" in err
     broken = tmp_path / "ckpt-000010"
     shutil.copytree(char_run / "ckpt-000010", broken)
     weights = broken / "model.safetensors"

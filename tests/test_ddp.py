@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 
 from course_lib.batches import get_batch
-from course_lib.schedule import TrainConfig, lr_at
+from course_lib.schedule import TrainConfig
 from ddp_worker import DDP_TRAIN, TinyConfig, TinyLM, markov_tokens
 
 pytestmark = pytest.mark.skipif(
@@ -52,7 +52,7 @@ def _reference_params() -> dict[str, torch.Tensor]:
     gens = [torch.Generator().manual_seed(cfg.seed + rank) for rank in range(WORLD)]  # rank r's batches
     for it in range(cfg.max_iters):
         for group in opt.param_groups:
-            group["lr"] = lr_at(it, cfg)
+            group["lr"] = cfg.lr_at(it)
         losses = []
         for g in gens:
             for _ in range(cfg.grad_accum_steps):  # rank r draws its micro-batches in turn

@@ -86,3 +86,22 @@ def test_seed_everything_repeats_every_generator():
     torch.testing.assert_close(first[2], second[2], rtol=0, atol=0)
     with pytest.raises(ValueError):
         dev.seed_everything(-1)
+
+
+def test_course_device_that_is_no_device_names_the_variable(monkeypatch):
+    monkeypatch.setenv("COURSE_DEVICE", "garbage")
+    with pytest.raises(ValueError, match=r"^COURSE_DEVICE=garbage is not a device name: set it to cuda, cuda:N"):
+        dev.get_device()
+
+
+def test_parse_device_and_unavailable_reason(monkeypatch):
+    assert dev.parse_device("cuda:1") == torch.device("cuda", 1)
+    with pytest.raises(ValueError, match="use one of"):
+        dev.parse_device("gpu")
+    _fake(monkeypatch, cuda=False, mps=False)
+    assert dev.unavailable_reason(torch.device("cpu")) is None
+    assert dev.unavailable_reason(torch.device("cuda")).startswith("no CUDA GPU is visible here")
+    assert dev.unavailable_reason(torch.device("mps")) == "Apple Metal (MPS) is not available here"
+    _fake(monkeypatch, cuda=True, mps=False)  # one GPU
+    assert dev.unavailable_reason(torch.device("cuda:0")) is None
+    assert dev.unavailable_reason(torch.device("cuda:3")) == "only 1 CUDA GPU is visible here (cuda:0)"

@@ -231,3 +231,118 @@ def test_ngram_results_kneser_ney_improve_with_order_and_match_the_model():
     assert rows[1].nats_per_char < rows[0].nats_per_char < math.log(65)
     lm = NGramModel(3, smoothing="kneser-ney").fit(train[:100_000], vocab=sorted(set(train) | set(val)))
     assert rows[1].nats_per_char == pytest.approx(-lm.token_log_probs(val)[1:].mean(), rel=1e-12)
+
+
+# ---------------------------------------------------------------- the sliding-window yardstick
+from course_lib.lm_eval import score_windows, window_plan  # noqa: E402
+
+
+class _PositionModel(torch.nn.Module):
+    """Vocabulary {0, 1}; at window position t it gives token 1 probability (t + 1) / (t + 2),
+    so the score of an all-ones text tells how much context each prediction had."""
+
+    def __init__(self):
+        super().__init__()
+        self.dummy = torch.nn.Parameter(torch.zeros(()))
+
+    def forward(self, x, targets=None):
+        t = torch.arange(x.shape[1], dtype=torch.float64)
+        logits = torch.stack([torch.zeros_like(t), torch.log(t + 1)], -1)  # p(1) = (t+1)/(t+2)
+        return logits.expand(x.shape[0], -1, -1), None
+
+
+def test_window_plan_scores_every_token_once_with_half_a_context():
+    for n, T, S in [(10, 4, 2), (11, 4, 2), (5, 4, 2), (100, 16, 8), (101, 16, 5), (40, 8, 8), (30, 8, 1)]:
+        plan = window_plan(n, T, S)
+        scored = []
+        for k, (start, first) in enumerate(plan):
+            end = plan[k + 1][1] - 1 if k + 1 < len(plan) else n - 1  # last token this window scores
+            assert 0 <= start and start + 1 <= first <= end <= start + T
+            scored += range(first, end + 1)
+            if k > 0:
+                assert first - start >= T - S + 1  # the first scored token's context
+        assert scored == list(range(1, n)), (n, T, S)
+
+
+def test_score_windows_by_hand():
+    # 10 ones, T = 4, S = 2: windows (0,1) (2,5) (4,7) (5,9) score window positions
+    # 0-3, 2-3, 2-3 and 3, i.e. contexts 1, 2, 3, 4 | 3, 4 | 3, 4 | 4 tokens
+    s = score_windows(_PositionModel(), torch.ones(10, dtype=torch.long), 4, stride=2)
+    by_hand = math.log(2) + math.log(3 / 2) + 3 * math.log(4 / 3) + 4 * math.log(5 / 4)
+    assert s.total_nats == pytest.approx(by_hand, rel=1e-12)
+    assert (s.n_predictions, s.min_context) == (9, 3)
+    # non-overlapping windows: contexts 1-4 and 1-4; the last window ends at the last token,
+    # so token 9 is scored from window 5-8 with a context of 4
+    s = score_windows(_PositionModel(), torch.ones(10, dtype=torch.long), 4, stride=4)
+    by_hand = 2 * (math.log(2) + math.log(3 / 2) + math.log(4 / 3) + math.log(5 / 4)) + math.log(5 / 4)
+    assert s.total_nats == pytest.approx(by_hand, rel=1e-12)
+
+
+def _brute_force(model, ids, context):
+    """One forward pass per token: token i from ids[max(0, i - context(i)) : i]."""
+    total = 0.0
+    with torch.no_grad():
+        for i in range(1, ids.numel()):
+            x = ids[max(0, i - context(i)) : i][None]
+            total += -torch.log_softmax(model(x)[0][0, -1].double(), -1)[ids[i]].item()
+    return total
+
+
+@pytest.mark.parametrize("arch", ["modern", "classic"])
+def test_score_windows_matches_a_brute_force_scorer(arch):
+    from course_lib.model import GPT, GPTConfig
+
+    torch.manual_seed(0)
+    T = 8
+    factory = GPTConfig.modern if arch == "modern" else GPTConfig.classic
+    model = GPT(factory(vocab_size=11, n_layer=1, n_head=2, n_embd=16, block_size=T)).eval()
+    ids = torch.randint(0, 11, (45,), generator=torch.Generator().manual_seed(1))
+    full = score_windows(model, ids, T, stride=1, batch_size=7)  # every token sees min(i, T) tokens
+    assert full.total_nats == pytest.approx(_brute_force(model, ids, lambda i: T), rel=1e-9)
+
+    def context(i, S):  # the first window, then windows ending S tokens apart; the last ends at the end
+        if i <= T:
+            return i
+        end = min(T + S * math.ceil((i - T) / S), ids.numel() - 1)  # the last token i's window predicts
+        return i - (end - T)
+
+    cut = score_windows(model, ids, T, stride=T)  # mostly (i - 1) % T + 1 tokens
+    assert cut.total_nats == pytest.approx(_brute_force(model, ids, lambda i: context(i, T)), rel=1e-9)
+    half = score_windows(model, ids, T)  # the default: stride T // 2
+    assert half.total_nats == pytest.approx(_brute_force(model, ids, lambda i: context(i, T // 2)), rel=1e-9)
+    assert half.min_context == T // 2 + 1 and half.n_predictions == 44
+
+
+def test_score_windows_rejects_bad_input():
+    m = _PositionModel()
+    with pytest.raises(ValueError, match="1-D tensor of token ids"):
+        score_windows(m, torch.ones(2, 5, dtype=torch.long), 4)
+    with pytest.raises(ValueError, match="stride must be between 1 and block_size"):
+        score_windows(m, torch.ones(10, dtype=torch.long), 4, stride=5)
+    with pytest.raises(ValueError, match="at least 2 tokens"):
+        score_windows(m, torch.ones(1, dtype=torch.long), 4)
+
+
+def test_score_text_counts_the_characters_a_bpe_model_predicts():
+    from course_lib.lm_eval import score_text
+    from course_lib.tokenizers import BPETokenizer, CharTokenizer
+
+    class Uniform(torch.nn.Module):
+        def __init__(self, V):
+            super().__init__()
+            self.V = V
+
+        def forward(self, x):
+            return torch.zeros(*x.shape, self.V, dtype=torch.float64)
+
+    text = "the cat sat on the mat; the cat sat on the hat. " * 4
+    char = CharTokenizer.from_text(text)
+    s = score_text(Uniform(char.vocab_size), char, text, block_size=16)
+    assert s.n_chars == len(text) - 1 and s.windows.n_predictions == len(text) - 1
+    assert s.nats_per_char == pytest.approx(math.log(char.vocab_size), rel=1e-12)
+    bpe = BPETokenizer.train(text, 270)
+    ids = bpe.encode(text)
+    s = score_text(Uniform(bpe.vocab_size), bpe, text, block_size=16)
+    first = len(bpe.decode(ids[:1]))
+    assert first > 1 and s.n_chars == len(text) - first
+    assert s.total_nats == pytest.approx((len(ids) - 1) * math.log(bpe.vocab_size), rel=1e-12)

@@ -130,16 +130,18 @@ def test_perplexity_uses_non_overlapping_windows_with_a_short_last_one():
 # ---------------------------------------------------------------- schedule and optimizer
 def test_lr_schedule_closed_form():
     cfg = TrainConfig(lr=1e-3, min_lr=1e-4, warmup_iters=10, max_iters=110)  # decay ends at max_iters
-    assert lr_at(0, cfg) == pytest.approx(1e-4)  # lr / warmup
-    assert lr_at(4, cfg) == pytest.approx(5e-4)
-    assert lr_at(9, cfg) == pytest.approx(1e-3)
-    assert lr_at(10, cfg) == pytest.approx(1e-3)  # cosine starts at the peak
-    assert lr_at(35, cfg) == pytest.approx(1e-4 + 0.9e-3 * (1 + math.cos(math.pi / 4)) / 2)
-    assert lr_at(60, cfg) == pytest.approx(5.5e-4)  # halfway: the mean of lr and min_lr
-    assert lr_at(110, cfg) == pytest.approx(1e-4) and lr_at(10_000, cfg) == 1e-4
+    assert cfg.lr_at(0) == pytest.approx(1e-4)  # lr / warmup
+    assert cfg.lr_at(4) == pytest.approx(5e-4)
+    assert cfg.lr_at(9) == pytest.approx(1e-3)
+    assert cfg.lr_at(10) == pytest.approx(1e-3)  # cosine starts at the peak
+    assert cfg.lr_at(35) == pytest.approx(1e-4 + 0.9e-3 * (1 + math.cos(math.pi / 4)) / 2)
+    assert cfg.lr_at(60) == pytest.approx(5.5e-4)  # halfway: the mean of lr and min_lr
+    assert cfg.lr_at(110) == pytest.approx(1e-4) and cfg.lr_at(10_000) == 1e-4
     no_warmup = TrainConfig(lr=2e-3, min_lr=0.0, warmup_iters=0, max_iters=100, lr_decay_iters=50)
-    assert lr_at(0, no_warmup) == pytest.approx(2e-3) and lr_at(25, no_warmup) == pytest.approx(1e-3)
-    assert lr_at(50, no_warmup) == 0.0
+    assert no_warmup.lr_at(0) == pytest.approx(2e-3) and no_warmup.lr_at(25) == pytest.approx(1e-3)
+    assert no_warmup.lr_at(50) == 0.0
+    # the config's method is the function of plain numbers with the config's settings
+    assert lr_at(35, lr=1e-3, min_lr=1e-4, warmup_iters=10, decay_iters=110) == cfg.lr_at(35)
 
 
 def test_lr_schedule_matches_torch_schedulers():
@@ -150,7 +152,7 @@ def test_lr_schedule_matches_torch_schedulers():
     cosine = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=60 - 7, eta_min=cfg.min_lr)
     sched = torch.optim.lr_scheduler.SequentialLR(opt, [warm, cosine], milestones=[7])
     for it in range(60 + 1):
-        assert opt.param_groups[0]["lr"] == pytest.approx(lr_at(it, cfg), rel=1e-9, abs=1e-12), it
+        assert opt.param_groups[0]["lr"] == pytest.approx(cfg.lr_at(it), rel=1e-9, abs=1e-12), it
         opt.step()
         sched.step()
 
@@ -206,7 +208,7 @@ def test_fit_records_history_and_calls_back(capsys):
     assert capsys.readouterr() == ("", "")  # progress=False: nothing printed
     assert history.iters == [0, 10, 20, 30] and trainer.step == 30
     assert [r.step for r in seen] == history.iters and [r.val_loss for r in seen] == history.val_loss
-    assert history.lr == [lr_at(0, cfg), lr_at(9, cfg), lr_at(19, cfg), lr_at(29, cfg)]
+    assert history.lr == [cfg.lr_at(0), cfg.lr_at(9), cfg.lr_at(19), cfg.lr_at(29)]
     assert history.val_perplexity == pytest.approx([math.exp(v) for v in history.val_loss])
     assert history.val_loss[-1] < history.val_loss[0] - 0.5  # it learned the Markov chain
     assert history.best_val_loss == min(history.val_loss) and not history.stopped_early

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 
-from course_lib.model import GPT, GPTConfig
+from course_lib.model import GPT, GPTConfig, SamplingSettings
 from course_lib.tokenizers import BPETokenizer, CharTokenizer
 from course_lib.trainer import EvalRecord, TrainConfig, Trainer
 
@@ -226,6 +226,10 @@ def test_playground_samples_with_its_settings() -> None:
     model = tiny_model("modern")
     a, b = sampling_playground(model, TOK, "ROMEO:", seed=3), sampling_playground(model, TOK, "ROMEO:", seed=3)
     assert a.sample() == b.sample() and len(a.last_sample) == 200  # one character per token
+    a.temperature_slider.value, a.top_k_slider.value, a.top_p_slider.value = 0.5, 5, 0.9
+    assert a.settings == SamplingSettings(max_new_tokens=200, temperature=0.5, top_k=5, top_p=0.9)
+    a.top_k_slider.value, a.top_p_slider.value = 0, 1.0  # 0 and 1 switch them off
+    assert a.settings == SamplingSettings(max_new_tokens=200, temperature=0.5)
     a.temperature_slider.value = 0.0  # greedy = what generate gives at temperature 0
     idx = torch.tensor([TOK.encode("ROMEO:")])
     greedy = TOK.decode(model.generate(idx, 200, temperature=0.0)[0, 6:].tolist())
@@ -250,8 +254,9 @@ def test_stepper_endpoints_are_bytes_and_encode(bpe: BPETokenizer) -> None:
     assert encode_with_merges(bpe, plain, 0) == list(plain.encode("utf-8"))
     assert s.current_tokens == list(text[:17].encode()) + [bpe.special_tokens["<|endoftext|>"]] + list(b"Juliet")
     s.step_slider.value = len(bpe.merges)
-    assert s.current_tokens == bpe.encode(text)
-    assert f"<b>{len(bpe.encode(text))}</b> tokens" in s.info.value
+    ids = bpe.encode(text, allowed_special="all")  # the stepper shows special tokens as their ids
+    assert s.current_tokens == ids
+    assert f"<b>{len(ids)}</b> tokens" in s.info.value
 
 
 def test_stepper_matches_hugging_face_at_every_k(bpe: BPETokenizer) -> None:
@@ -331,7 +336,7 @@ def test_static_stepper_embeds_the_tokens_at_every_k(bpe: BPETokenizer) -> None:
 def test_static_stepper_opens_at_encode(bpe: BPETokenizer) -> None:
     text = "the naïve theatre<|endoftext|>Juliet"
     out = stepper_html(bpe, text)
-    n, ids = len(bpe.merges), bpe.encode(text)
+    n, ids = len(bpe.merges), bpe.encode(text, allowed_special="all")
     assert re.search(rf'data-role="merges" min="0" max="{n}" step="1" value="{n}"', out)
     assert f'data-role="view" data-k="{n}" data-tokens="{len(ids)}"' in out
     view = out.split('data-role="view"')[1].split("</div>")[0]  # drawn in Python, before any script runs

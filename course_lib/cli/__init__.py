@@ -9,7 +9,8 @@
 This module only builds the parser and dispatches; each command lives in its own module
 (``train``, ``generate`` for generate and chat, ``info``, ``bench``), imported when used so
 that ``--help`` answers at once. A mistake on the command line, a bad checkpoint or a
-missing data set ends with exit code 2 and one paragraph saying what to do, no traceback.
+missing data set ends with exit code 2 and one paragraph saying what to do, no traceback;
+a command that ran but failed (a training run whose loss diverged) ends with exit code 1.
 """
 
 from __future__ import annotations
@@ -24,6 +25,13 @@ from course_lib.presets import ARCHS, DEFAULT_BPE_VOCAB, DEFAULT_PRESET, PRESETS
 
 class UsageError(Exception):
     """A mistake on the command line: reported in one paragraph, exit code 2."""
+
+
+class RunFailed(Exception):
+    """The command ran but did not succeed (e.g. the loss diverged): one paragraph, exit code 1.
+
+    Exit 2 says "nothing was done, fix the command"; exit 1 says "it ran, and its result is bad".
+    """
 
 
 def _or(value: object, rule: str) -> str:
@@ -47,7 +55,7 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
     p.add_argument("--overwrite", action="store_true", help="replace the previous run in a non-empty --out")
     p.add_argument("--no-progress", action="store_true", help="no progress bar: one line per evaluation")
-    p.add_argument("--device", help="cuda, cuda:N, mps or cpu (default: the best available)")
+    p.add_argument("--device", help="cuda, cuda:N, mps or cpu (default: COURSE_DEVICE, else the best available)")
     g = p.add_argument_group("data and tokenizer")
     g.add_argument("--dataset", help=f"text corpus (default {d.dataset})")
     g.add_argument("--tokenizer", choices=TOKENIZERS, help=f"(default {d.tokenizer})")
@@ -77,7 +85,7 @@ def _sampling_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--top-p", type=float, help="sample from the smallest set with probability >= p")
     p.add_argument("--seed", type=int, help="seed the sampler for a repeatable output")
     p.add_argument("--no-cache", action="store_true", help="recompute every step instead of using the KV-cache")
-    p.add_argument("--device", help="cuda, cuda:N, mps or cpu (default: the best available)")
+    p.add_argument("--device", help="cuda, cuda:N, mps or cpu (default: COURSE_DEVICE, else the best available)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -129,6 +137,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UsageError, CheckpointError, DataError) as err:
         print(f"{parser.prog} {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except RunFailed as err:
+        print(f"{parser.prog} {args.command}: error: {err}", file=sys.stderr)
+        return 1
     except BrokenPipeError:  # stdout piped into a program that stopped reading (e.g. head)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
         return 1

@@ -1,67 +1,54 @@
 """Day 21: what the commands share: devices, checkpoints and their tokenizers.
 
-A checkpoint written by ``train`` stores its tokenizer in its manifest (the tokenizer's own
-JSON, as ``tok.save`` writes it), so a single ``ckpt-XXXXXX`` folder is enough to generate.
+A checkpoint written by ``train`` stores its tokenizer in its manifest (``tok.to_dict()``),
+so a single ``ckpt-XXXXXX`` folder is enough to generate.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import tempfile
 from pathlib import Path
-from typing import Any
 
 import torch
 
-from course_lib.checkpoint import (
-    MANIFEST,
-    Checkpoint,
-    CheckpointError,
-    best_checkpoint,
-    latest_checkpoint,
-    load_checkpoint,
-)
+from course_lib.checkpoint import MANIFEST, Checkpoint, best_checkpoint, latest_checkpoint, load_checkpoint
 from course_lib.cli import UsageError
-from course_lib.tokenizers import BPETokenizer, CharTokenizer, Tokenizer
-
-_KINDS: dict[str, type[Tokenizer]] = {
-    "course_lib.CharTokenizer": CharTokenizer,
-    "course_lib.BPETokenizer": BPETokenizer,
-}
+from course_lib.tokenizers import BPETokenizer, Tokenizer
 
 
 def pick_device(name: str | None) -> torch.device:
-    """``--device`` -> a torch device (the best available when None); a bad name is a UsageError."""
-    from course_lib.device import get_device
+    """``--device`` -> a torch device; one that cannot be used here is a one-line UsageError.
 
-    try:
-        return get_device(name)
-    except ValueError as err:
-        raise UsageError(f"--device {name}: {err}") from None
+    A device named on the command line is used or refused, never swapped for another (and it
+    wins over ``COURSE_DEVICE``). Without one: ``COURSE_DEVICE``, else the best available
+    (:func:`course_lib.device.get_device`); a ``COURSE_DEVICE`` this machine lacks falls back
+    with a one-line warning on stderr.
+    """
+    import sys
+    import warnings
 
+    from course_lib.device import get_device, parse_device, unavailable_reason
 
-def tokenizer_to_dict(tok: Tokenizer) -> dict[str, Any]:
-    """The tokenizer's own JSON file (``tok.save``) as a dict, to store in a checkpoint."""
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "tok.json"  # not *tokenizer.json: BPE would write Hugging Face's format
-        tok.save(path)
-        return json.loads(path.read_text(encoding="utf-8"))
-
-
-def tokenizer_from_dict(data: dict[str, Any]) -> Tokenizer:
-    """Inverse of :func:`tokenizer_to_dict`, through the tokenizer class's own ``load``."""
-    kind = data.get("type") if isinstance(data, dict) else None
-    if kind not in _KINDS:
-        raise CheckpointError(f"the checkpoint's tokenizer has type {kind!r}; this command reads "
-                              f"{', '.join(_KINDS)}: train with python -m course_lib train.")
-    fd, tmp = tempfile.mkstemp(suffix=".json")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f)
-        return _KINDS[kind].load(tmp)
-    finally:
-        os.unlink(tmp)
+    if name is not None:
+        try:
+            device = parse_device(name)
+        except ValueError:
+            raise UsageError(f"--device {name} is not a device name: use cuda, cuda:N, mps or cpu, or leave "
+                             "--device out to use the best available.") from None
+        reason = unavailable_reason(device)
+        if reason is not None:
+            raise UsageError(f"--device {name}: {reason}; use --device cpu, or leave --device out to use the "
+                             "best available.")
+        return device
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            device = get_device()
+        except ValueError as err:  # COURSE_DEVICE=garbage: the message names the variable
+            raise UsageError(str(err)) from None
+    for warning in caught:
+        print(f"warning: {warning.message}", file=sys.stderr)
+    return device
 
 
 def tokenizer_kind(tok: Tokenizer) -> str:
@@ -87,10 +74,7 @@ def resolve_checkpoint(path: str | os.PathLike) -> Path:
 def load_for_inference(path: str | os.PathLike, device: torch.device) -> tuple[Checkpoint, Tokenizer]:
     """Load the checkpoint at ``--ckpt`` onto ``device`` in eval mode, with its tokenizer."""
     folder = resolve_checkpoint(path)
-    ckpt = load_checkpoint(folder, map_location=device)
-    stored = ckpt.meta.get("tokenizer")
-    if stored is None:
-        raise CheckpointError(f"{folder} stores no tokenizer, so its ids cannot be turned into text: "
-                              "use a checkpoint written by python -m course_lib train.")
+    ckpt = load_checkpoint(folder, map_location=device)  # it reads and checks the stored tokenizer too
+    tok = ckpt.require_tokenizer()
     ckpt.model.eval()
-    return ckpt, tokenizer_from_dict(stored)
+    return ckpt, tok
