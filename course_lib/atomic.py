@@ -26,11 +26,15 @@ An exception anywhere before step 4 deletes the temporary file and leaves the ol
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Literal
+
+# what tempfile.mkstemp(prefix=".NAME.", suffix=".tmp") names the temporary file of NAME
+_TEMPORARY = re.compile(r"\.(.+)\.\w+\.tmp")
 
 
 def current_umask() -> int:
@@ -63,6 +67,17 @@ def _fsync_folder(folder: Path) -> None:
         os.close(fd)
 
 
+def temporary_target(name: str) -> str | None:
+    """The file a leftover temporary ``.NAME.XXXX.tmp`` (a write that never finished) was
+    to become, else None.
+
+    >>> temporary_target(".meta.json.k2x_9q.tmp"), temporary_target("meta.json")
+    ('meta.json', None)
+    """
+    match = _TEMPORARY.fullmatch(name)
+    return match.group(1) if match else None
+
+
 @contextmanager
 def atomic_open(
     path: str | os.PathLike[str], mode: Literal["wb", "w"] = "wb", encoding: str | None = None
@@ -77,7 +92,7 @@ def atomic_open(
         raise ValueError(f"mode={mode!r}: use 'wb' for bytes or 'w' for text")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")  # see _TEMPORARY
     try:
         text = {"encoding": encoding or "utf-8"} if mode == "w" else {}
         with os.fdopen(fd, mode, **text) as f:
@@ -106,4 +121,4 @@ def atomic_write_text(path: str | os.PathLike[str], text: str, encoding: str = "
     return Path(path)
 
 
-__all__ = ["atomic_open", "atomic_write_bytes", "atomic_write_text", "current_umask"]
+__all__ = ["atomic_open", "atomic_write_bytes", "atomic_write_text", "current_umask", "temporary_target"]

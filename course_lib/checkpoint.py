@@ -47,6 +47,8 @@ from course_lib.manifest import (
 FORMAT_VERSION = 1
 MANIFEST = "meta.json"
 PREFIX = "ckpt-"
+WEIGHTS, OPTIMIZER, RNG = "model.safetensors", "optimizer.safetensors", "rng.safetensors"
+FILES = (MANIFEST, WEIGHTS, OPTIMIZER, RNG)  # everything save_checkpoint writes in a ckpt-XXXXXX folder
 
 if TYPE_CHECKING:
     from course_lib.tokenizers import Tokenizer
@@ -181,12 +183,12 @@ def save_checkpoint(
         "torch_version": torch.__version__,
     }
     weights, meta["aliases"] = _dedupe(model.state_dict())  # tied tensors: stored once, aliased
-    blobs = {"model.safetensors": (weights, {"format": "pt", "meta": json.dumps(meta)})}
+    blobs = {WEIGHTS: (weights, {"format": "pt", "meta": json.dumps(meta)})}
     if optimizer is not None:
         opt_tensors, meta["optimizer"] = _flatten_optimizer(optimizer)
-        blobs["optimizer.safetensors"] = (opt_tensors, {"format": "pt"})
+        blobs[OPTIMIZER] = (opt_tensors, {"format": "pt"})
     if rng:
-        blobs["rng.safetensors"] = ({k: v.detach().to("cpu", copy=True) for k, v in rng.items()}, {"format": "pt"})
+        blobs[RNG] = ({k: v.detach().to("cpu", copy=True) for k, v in rng.items()}, {"format": "pt"})
     meta["files"] = {}
     for name, (tensors, st_meta) in blobs.items():
         data = safetensors.torch.save(tensors, metadata=st_meta)
@@ -291,8 +293,8 @@ def load_checkpoint(
     where = folder / MANIFEST
     check_model_config(meta.get("model_config"), where, gpt=rebuilt and model_factory is None)
     tokenizer = _stored_tokenizer(meta, where, model)  # checked (pattern, vocabulary) before the model exists
-    weights = _read_verified(folder, "model.safetensors", meta)
-    check_finite(weights, folder / "model.safetensors")
+    weights = _read_verified(folder, WEIGHTS, meta)
+    check_finite(weights, folder / WEIGHTS)
     for alias, target in meta.get("aliases", {}).items():
         if target not in weights:
             raise CheckpointError(f"{where} says {alias} is stored as {target}, which model.safetensors does not "
@@ -307,16 +309,16 @@ def load_checkpoint(
     if rebuilt:
         model.to(map_location)
     if optimizer is not None:
-        if "optimizer.safetensors" not in meta["files"]:
+        if OPTIMIZER not in meta["files"]:
             raise CheckpointError(f"{folder} holds no optimizer state: resume from a checkpoint saved "
                                   "with an optimizer, or load the weights only (optimizer=None).")
-        opt_tensors = _read_verified(folder, "optimizer.safetensors", meta)
+        opt_tensors = _read_verified(folder, OPTIMIZER, meta)
         try:
             optimizer.load_state_dict(_unflatten_optimizer(opt_tensors, meta["optimizer"]))
         except (ValueError, KeyError) as err:
             raise CheckpointError(f"the optimizer state in {folder} does not fit this optimizer ({err}): "
                                   "build the optimizer the same way (configure_optimizer) before loading.") from err
-    rng = _read_verified(folder, "rng.safetensors", meta) if "rng.safetensors" in meta["files"] else {}
+    rng = _read_verified(folder, RNG, meta) if RNG in meta["files"] else {}
     return Checkpoint(model=model, meta=meta, rng=rng, path=folder, tokenizer=tokenizer)
 
 

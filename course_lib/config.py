@@ -11,6 +11,7 @@ field's name, so a command line can name the flag that sets it.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
@@ -38,6 +39,18 @@ class ConfigError(ValueError):
 
     def __reduce__(self) -> tuple[Any, ...]:  # picklable (DataLoader workers, multiprocessing)
         return type(self), (self.fields, self.message)
+
+
+def is_finite_number(x: Any) -> bool:
+    """A real number that is neither NaN nor infinite (bools excluded)."""
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def check_int(name: str, value: Any, low: int) -> None:
+    """Raise a :class:`ConfigError` for ``name`` unless ``value`` is an int (not a bool) >= ``low``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        kind = "a positive int" if low == 1 else f"an int >= {low}"
+        raise ConfigError(name, f"{name} must be {kind}, got {value!r}")
 
 
 def fast_mode() -> bool:

@@ -27,11 +27,10 @@ course_lib.config.ConfigError: beta2 must be in [0, 1), got 1.5: ...
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from course_lib.config import ConfigError, from_dict_strict
+from course_lib.config import ConfigError, check_int, from_dict_strict, is_finite_number
 
 if TYPE_CHECKING:  # imported inside the methods: --help must answer without importing torch
     from course_lib.model import GPTConfig
@@ -114,12 +113,12 @@ class Recipe:
         from course_lib.model import GPTConfig
 
         for name in ("n_layer", "n_head", "n_embd", "block_size"):
-            _check_positive_int(name, getattr(self, name))
+            check_int(name, getattr(self, name), low=1)
         if self.n_kv_head is not None:
-            _check_positive_int("n_kv_head", self.n_kv_head)
+            check_int("n_kv_head", self.n_kv_head, low=1)
         if self.arch not in ARCHS:
             raise ConfigError("arch", f"unknown arch {self.arch!r}: choose one of {', '.join(ARCHS)}")
-        if not _is_number(self.dropout) or not 0 <= self.dropout < 1:
+        if not is_finite_number(self.dropout) or not 0 <= self.dropout < 1:
             raise ConfigError("dropout", f"dropout must be in [0, 1), got {self.dropout!r}")
         if self.bias not in (None, True, False):
             raise ConfigError("bias", f"bias must be True, False or None (the arch's default), got {self.bias!r}")
@@ -238,12 +237,3 @@ def get_preset(name: str) -> Recipe:
 
 
 _RECIPE_NAME = {"betas": "beta2"}  # TrainConfig field -> the recipe field that sets it
-
-
-def _is_number(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
-
-
-def _check_positive_int(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ConfigError(name, f"{name} must be a positive int, got {value!r}")

@@ -31,7 +31,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from course_lib.config import ConfigError, from_dict_strict
+from course_lib.config import ConfigError, check_int, from_dict_strict, is_finite_number
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -66,32 +66,32 @@ class TrainConfig:
     def __post_init__(self) -> None:
         for name in ("max_iters", "batch_size", "grad_accum_steps", "eval_interval", "eval_iters",
                      "checkpoint_every"):  # fmt: skip
-            _check_int(name, getattr(self, name), low=1)
+            check_int(name, getattr(self, name), low=1)
         for name in ("block_size", "lr_decay_iters"):  # None: the model's / max_iters
             if getattr(self, name) is not None:
-                _check_int(name, getattr(self, name), low=1)
+                check_int(name, getattr(self, name), low=1)
         for name in ("warmup_iters", "log_every"):
-            _check_int(name, getattr(self, name), low=0)
+            check_int(name, getattr(self, name), low=0)
         if self.early_stopping_patience is not None:
-            _check_int("early_stopping_patience", self.early_stopping_patience, low=0)
+            check_int("early_stopping_patience", self.early_stopping_patience, low=0)
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
             raise ConfigError("seed", f"seed must be an int from 0 to 2**63 - 1, got {self.seed!r}")
-        if not _finite(self.lr) or self.lr <= 0:
+        if not is_finite_number(self.lr) or self.lr <= 0:
             raise ConfigError("lr", f"lr must be a positive finite number, got {self.lr!r}")
-        if not _finite(self.min_lr) or not 0 <= self.min_lr <= self.lr:
+        if not is_finite_number(self.min_lr) or not 0 <= self.min_lr <= self.lr:
             raise ConfigError(("lr", "min_lr"), f"need 0 <= min_lr <= lr, got min_lr={self.min_lr}, lr={self.lr}")
-        if not _finite(self.weight_decay) or self.weight_decay < 0:
+        if not is_finite_number(self.weight_decay) or self.weight_decay < 0:
             raise ConfigError("weight_decay", f"weight_decay must be a finite number >= 0 (0: no decay), "
                                               f"got {self.weight_decay!r}")
         betas = tuple(self.betas) if isinstance(self.betas, (tuple, list)) else ()
         if len(betas) != 2:
             raise ConfigError("betas", f"betas must be two numbers (beta1, beta2), got {self.betas!r}")
         for i, beta in enumerate(betas, start=1):
-            if not _finite(beta) or not 0 <= beta < 1:
+            if not is_finite_number(beta) or not 0 <= beta < 1:
                 raise ConfigError("betas", f"beta{i} must be in [0, 1), got {beta!r}: Adam's betas are the decay "
                                            "rates of its running averages (e.g. 0.9 and 0.95)")
         self.betas = betas
-        if not _finite(self.grad_clip) or self.grad_clip < 0:
+        if not is_finite_number(self.grad_clip) or self.grad_clip < 0:
             raise ConfigError("grad_clip", f"grad_clip must be a finite number >= 0 (0 turns clipping off), "
                                            f"got {self.grad_clip!r}")
         if self.dtype not in ("auto", *_DTYPES):
@@ -115,17 +115,6 @@ class TrainConfig:
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
         """Inverse of :meth:`to_dict`; unknown keys raise a ValueError naming the valid ones."""
         return from_dict_strict(cls, d, "TrainConfig")
-
-
-def _finite(x: Any) -> bool:
-    """A real number that is neither NaN nor infinite (bools excluded)."""
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
-
-
-def _check_int(name: str, value: Any, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        kind = "a positive int" if low == 1 else "an int >= 0"
-        raise ConfigError(name, f"{name} must be {kind}, got {value!r}")
 
 
 def lr_at(it: int, lr: float, min_lr: float, warmup_iters: int, decay_iters: int) -> float:

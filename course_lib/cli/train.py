@@ -38,6 +38,8 @@ from typing import Any
 
 import torch
 
+from course_lib.atomic import temporary_target
+from course_lib.checkpoint import FILES as CHECKPOINT_FILES
 from course_lib.checkpoint import MANIFEST, PREFIX, checkpoint_tokenizer, latest_checkpoint
 from course_lib.cli import RunFailed, UsageError
 from course_lib.cli.common import pick_device
@@ -64,9 +66,8 @@ FIXED_ON_RESUME = ("dataset", "tokenizer", "vocab_size", "arch", "n_layer", "n_h
                    "n_embd", "block_size", "dropout", "bias", "seed")  # fmt: skip
 _FIELDS = [f.name for f in dataclasses.fields(Recipe) if f.name != "description"]
 # what the Trainer and course_lib.checkpoint write: ckpt-000500 (f"{PREFIX}{step:06d}") holding
-# these files, or the temporary .NAME.XXXX.tmp of one of them (course_lib.atomic) after a crash
+# checkpoint.FILES, or the temporary file of one of them (course_lib.atomic) after a crash
 _CKPT_NAME = re.compile(re.escape(PREFIX) + r"\d{6,}")
-_CKPT_FILES = (MANIFEST, "model.safetensors", "optimizer.safetensors", "rng.safetensors")
 _DISK_ERRORS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
 
 
@@ -186,10 +187,8 @@ def _not_checkpoint_files(folder: Path) -> list[str]:
     """What in ``folder`` save_checkpoint would not have written (or the folder itself, if a link)."""
     if folder.is_symlink() or not folder.is_dir():
         return [f"{folder.name} (not a folder but a {'link' if folder.is_symlink() else 'file'})"]
-    own = [re.escape(name) for name in _CKPT_FILES]
-    pattern = re.compile(rf"({'|'.join(own)})|\.({'|'.join(own)})\.\w+\.tmp")
     return [p.name for p in sorted(folder.iterdir()) if p.is_symlink() or not p.is_file()
-            or not pattern.fullmatch(p.name)]  # fmt: skip
+            or (p.name not in CHECKPOINT_FILES and temporary_target(p.name) not in CHECKPOINT_FILES)]  # fmt: skip
 
 
 @contextlib.contextmanager
