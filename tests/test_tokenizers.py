@@ -456,3 +456,13 @@ def test_named_patterns_are_the_published_ones():
     # GPT-4 splits digits in threes and keeps contractions case-insensitive
     assert patterns.split_text("I'LL pay 1234567", GPT4_SPLIT_PATTERN) == ["I", "'LL", " pay", " ", "123", "456", "7"]
     assert patterns.split_text("I'LL pay 1234567", GPT2_SPLIT_PATTERN) == ["I", "'", "LL", " pay", " 1234567"]
+
+
+def test_char_encode_error_lists_every_unknown_character():
+    from course_lib.tokenizers import UnknownCharacterError
+
+    tok = CharTokenizer.from_text("abc")
+    with pytest.raises(UnknownCharacterError, match=r"character 'z' \(U\+007A\) at position 2") as info:
+        tok.encode("abzéz☃")
+    assert info.value.characters == ["z", "é", "☃"] and info.value.position == 2
+    assert isinstance(info.value, ValueError)

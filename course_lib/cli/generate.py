@@ -21,7 +21,7 @@ import torch
 from course_lib.cli import UsageError
 from course_lib.cli.common import load_for_inference, pick_device, tokenizer_kind
 from course_lib.model.generation import SamplingError, SamplingSettings
-from course_lib.tokenizers import CharTokenizer, Tokenizer
+from course_lib.tokenizers import CharTokenizer, Tokenizer, UnknownCharacterError
 
 REPLACEMENT = "\ufffd"  # what decode() shows for bytes that are not (yet) a whole character
 
@@ -81,14 +81,9 @@ def settings_from_args(args: argparse.Namespace) -> SamplingSettings:
         raise UsageError(f"{flag} must be {err.rule}, got {err.value}{off}.") from None
 
 
-def _not_in_vocabulary(tok: CharTokenizer, prompt: str, err: ValueError) -> UsageError:
+def _not_in_vocabulary(tok: CharTokenizer, err: UnknownCharacterError) -> UsageError:
     """The char tokenizer's error, said for the command line: every unknown character, what to do."""
-    unknown = getattr(err, "characters", None)  # the characters, if the tokenizer's error lists them
-    if unknown is None:  # else find them: the tokenizer names only the first
-        unknown = set(prompt) - set(tok.stoi)
-    unknown = sorted(set(unknown))
-    if not unknown:
-        return UsageError(f"the prompt cannot be encoded: {err}")
+    unknown = sorted(err.characters)
     listed = ", ".join(f"{c!r} (U+{ord(c):04X})" for c in unknown[:10])
     listed += f" and {len(unknown) - 10} more" if len(unknown) > 10 else ""
     return UsageError("the prompt has characters that are not in the vocabulary of this checkpoint's char "
@@ -104,9 +99,9 @@ def encode_prompt(tok: Tokenizer, prompt: str) -> list[int]:
     """
     try:
         ids = tok.encode(prompt)
+    except UnknownCharacterError as err:
+        raise _not_in_vocabulary(tok, err) from None
     except ValueError as err:
-        if isinstance(tok, CharTokenizer):
-            raise _not_in_vocabulary(tok, prompt, err) from None
         raise UsageError(f"the prompt cannot be encoded: {err}") from None
     if not ids:
         raise UsageError("the prompt is empty after encoding: give at least one character.")

@@ -15,7 +15,7 @@ True
 
 from course_lib.tokenizers.base import Tokenizer
 from course_lib.tokenizers.bpe import BPETokenizer
-from course_lib.tokenizers.char import CharTokenizer
+from course_lib.tokenizers.char import CharTokenizer, UnknownCharacterError
 from course_lib.tokenizers.hf_export import bpe_to_hf, bytes_to_unicode, char_to_hf, token_from_str, token_to_str
 from course_lib.tokenizers.patterns import (
     GPT2_SPLIT_PATTERN,
@@ -31,5 +31,5 @@ __all__ = [
     "GPT2_SPLIT_PATTERN", "GPT4_SPLIT_PATTERN", "TOKENIZER_TYPES", "BPETokenizer", "BPETrainResult",
     "CharTokenizer", "Tokenizer", "bpe_to_hf", "bytes_to_unicode", "char_to_hf", "from_dict", "get_stats",
     "load", "merge", "resolve_pattern", "split_special", "split_text", "token_from_str", "token_to_str",
-    "train_bpe",
+    "train_bpe", "UnknownCharacterError",
 ]  # fmt: skip

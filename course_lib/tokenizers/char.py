@@ -31,6 +31,24 @@ if TYPE_CHECKING:
     import tokenizers
 
 
+class UnknownCharacterError(ValueError):
+    """:meth:`CharTokenizer.encode` met characters outside the vocabulary.
+
+    ``characters``: the distinct unknown characters, in the order they first appear;
+    ``position``: where the first one stands. The message names the first one.
+    """
+
+    def __init__(self, text: str, stoi: dict[str, int], n_chars: int) -> None:
+        self.characters = list(dict.fromkeys(c for c in text if c not in stoi))
+        self.position = next(i for i, c in enumerate(text) if c not in stoi)
+        ch = self.characters[0]
+        super().__init__(
+            f"character {ch!r} (U+{ord(ch):04X}) at position {self.position} is not in the vocabulary "
+            f"of {n_chars} characters: build the tokenizer from text that contains it, "
+            "or pass unknown='<unk>' to CharTokenizer.from_text to map unseen characters to one token"
+        )
+
+
 class CharTokenizer(Tokenizer):
     """Characters <-> ids. ``itos[i]`` is the string of id ``i``; ``stoi`` the reverse.
 
@@ -70,12 +88,7 @@ class CharTokenizer(Tokenizer):
             pass
         if self.unknown_id is not None:
             return [stoi.get(ch, self.unknown_id) for ch in text]
-        position, ch = next((i, c) for i, c in enumerate(text) if c not in stoi)
-        raise ValueError(
-            f"character {ch!r} (U+{ord(ch):04X}) at position {position} is not in the vocabulary "
-            f"of {len(self.itos)} characters: build the tokenizer from text that contains it, "
-            "or pass unknown='<unk>' to CharTokenizer.from_text to map unseen characters to one token"
-        )
+        raise UnknownCharacterError(text, stoi, len(self.itos))
 
     def decode(self, ids: Iterable[int]) -> str:
         """Join the strings of ``ids`` (ints, or numpy/torch integers)."""
