@@ -41,7 +41,8 @@ def _check_tokens(data: torch.Tensor, block_size: int, name: str = "data") -> No
                          f"{block_size + 1}: use more text or a smaller block_size.")
 
 
-def _device_of(model: nn.Module) -> torch.device:
+def device_of(model: nn.Module) -> torch.device:
+    """Where the model's parameters are (the CPU for a model without any)."""
     param = next(model.parameters(), None)
     return param.device if param is not None else torch.device("cpu")
 
@@ -90,7 +91,7 @@ def estimate_loss(
         raise ValueError(f"eval_iters must be at least 1, got {eval_iters}")
     was_training = model.training
     model.eval()
-    device = _device_of(model)
+    device = device_of(model)
     out: dict[str, float] = {}
     try:
         for name, data in splits.items():
@@ -142,7 +143,7 @@ def evaluate_perplexity(
         raise ValueError(f"block_size and batch_size must be positive, got {block_size} and {batch_size}")
     was_training = model.training
     model.eval()
-    device = _device_of(model)
+    device = device_of(model)
     n_pred = data.numel() - 1  # every token except the first is a target
     n_full = n_pred // block_size  # number of full-length windows
     starts = torch.arange(n_full) * block_size  # (n_full,)

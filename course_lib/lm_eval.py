@@ -399,6 +399,8 @@ def score_windows(
     """
     import torch.nn.functional as F
 
+    from course_lib.batches import device_of
+
     if not isinstance(ids, torch.Tensor) or ids.dim() != 1 or ids.dtype.is_floating_point:
         raise ValueError(f"ids must be a 1-D tensor of token ids, got {type(ids).__name__} "
                          f"{tuple(getattr(ids, 'shape', ()))}: use torch.tensor(tok.encode(text)).")
@@ -407,8 +409,7 @@ def score_windows(
     stride = max(1, block_size // 2) if stride is None else stride
     plan = window_plan(ids.numel(), block_size, stride)
     n = ids.numel()
-    param = next(model.parameters(), None)
-    device = param.device if param is not None else torch.device("cpu")
+    device = device_of(model)
     was_training = model.training
     model.eval()
     total = torch.zeros((), dtype=torch.float64)
