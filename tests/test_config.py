@@ -96,8 +96,8 @@ def test_train_config_from_dict_is_strict():
 
 
 def test_recipe_model_config_is_the_arch_preset_with_the_recipe_shape():
-    cpu = PRESETS["shakespeare-char-cpu"]  # modern, 2 layers, 4 heads, width 128, context 128
-    expected = GPTConfig.modern(vocab_size=65, n_layer=2, n_head=4, n_embd=128, block_size=128, dropout=0.0)
+    cpu = PRESETS["shakespeare-char-cpu"]  # modern, 2 layers, 4 heads, width 128, context 64
+    expected = GPTConfig.modern(vocab_size=65, n_layer=2, n_head=4, n_embd=128, block_size=64, dropout=0.0)
     assert cpu.model_config(65) == expected and expected.n_kv_head == 2  # modern's default: n_head // 2
     nano = PRESETS["shakespeare-char-nanogpt"]  # classic with bias=False, as nanoGPT's CPU command
     assert nano.model_config(65) == GPTConfig.classic(vocab_size=65, n_layer=4, n_head=4, n_embd=128,
@@ -121,8 +121,8 @@ def test_recipe_model_config_names_the_recipe_fields(changes, fields):
 def test_recipe_train_config_translates_the_recipe():
     recipe = PRESETS["shakespeare-char-cpu"]
     cfg = recipe.train_config(checkpoint_dir="runs/x", progress=False)
-    by_hand = TrainConfig(max_iters=4000, batch_size=12, lr=3e-3, min_lr=3e-4, warmup_iters=100, weight_decay=0.1,
-                          betas=(0.9, 0.99), grad_clip=1.0, eval_interval=250, eval_iters=20, seed=1337,
+    by_hand = TrainConfig(max_iters=6000, batch_size=24, lr=3e-3, min_lr=3e-5, warmup_iters=100, weight_decay=0.1,
+                          betas=(0.9, 0.99), grad_clip=1.0, eval_interval=500, eval_iters=20, seed=1337,
                           checkpoint_dir="runs/x", progress=False)  # fmt: skip
     assert cfg == by_hand
     with pytest.raises(ConfigError) as caught:  # TrainConfig says betas; the recipe's field is beta2
