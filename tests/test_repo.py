@@ -10,6 +10,8 @@ import nbformat
 import pytest
 import yaml
 
+from course_lib.exercises import registered
+
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("day*.ipynb"))
 
@@ -42,7 +44,15 @@ def test_notebook_has_title_parameters_exercises_and_summary(path):
     assert "## Exercises" in markdown
     solutions = [c for c in nb.cells if "hide-input" in c.metadata.get("tags", [])
                  and c.source.lstrip().startswith("# Solution")]  # fmt: skip
-    assert len(solutions) >= 3, "at least three exercises, each with a hidden solution"
+    keys = sorted(k for k in registered() if k.startswith(f"day{day:02d}."))
+    if keys:  # registered exercises: every one is checked in the notebook, the solutions are elsewhere
+        code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+        assert not solutions, "the solutions live in solutions/ and the book's appendix, not in the notebook"
+        for key in keys:
+            assert f'check("{key}",' in code, f"{key} is registered but the notebook never checks it"
+        assert (ROOT / "book" / "solutions" / f"day{day:02d}.md").exists(), "the appendix page of the solutions"
+    else:
+        assert len(solutions) >= 3, "at least three exercises, each with a hidden solution"
     code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
     assert "from course_lib" in code or "import course_lib" in code
 
