@@ -9,4 +9,8 @@ book's solutions appendix; ``tests/test_exercises.py`` checks that every solutio
 that the placeholder and plausible wrong answers are rejected.
 """
 
-from course_lib.exercise_checks import day01  # noqa: F401  (registers day 1's exercises)
+import importlib
+import pkgutil
+
+for _module in sorted(m.name for m in pkgutil.iter_modules(__path__) if m.name.startswith("day")):
+    importlib.import_module(f"{__name__}.{_module}")  # each day's module registers its exercises
