@@ -58,6 +58,11 @@ def _as_array(value: Any) -> np.ndarray:
     return np.asarray(value)
 
 
+def _one_line(a: np.ndarray) -> str:
+    """An array's values on one line, shortened past 20 entries."""
+    return np.array2string(a, threshold=20, edgeitems=3, max_line_width=10**9, precision=6)
+
+
 def _differs(answer: Any, expected: Any, rtol: float, atol: float) -> str | None:
     """Return a description of how answer differs from expected, or None if equal."""
     if isinstance(expected, (str, bytes, bool)) or expected is None:
@@ -82,7 +87,7 @@ def _differs(answer: Any, expected: Any, rtol: float, atol: float) -> str | None
         return f"expected shape {e.shape}, got {a.shape}"
     if not np.allclose(a.astype(float), e.astype(float), rtol=rtol, atol=atol, equal_nan=True):
         worst = float(np.max(np.abs(a.astype(float) - e.astype(float))))
-        return f"values differ (largest difference {worst:.3g}); expected {e!r}, got {a!r}"
+        return f"values differ (largest difference {worst:.3g}); expected {_one_line(e)}, got {_one_line(a)}"
     return None
 
 

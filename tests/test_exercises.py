@@ -65,7 +65,7 @@ def test_wrong_answers_are_rejected(key):
     wrong = solutions(key.split(".")[0]).WRONG[key]
     assert len(wrong) >= 2, f"{key}: at least two plausible wrong answers are tested"
     for i, answer in enumerate(wrong):
-        with pytest.raises(AssertionError, match=rf"{key} \(.*\): not yet right: .* \(see .*\)"):
+        with pytest.raises(AssertionError, match=rf"(?s){key} \(.*\): not yet right: .* \(see .*\)"):
             check(key, answer)
         print(f"{key}: wrong answer {i} rejected")
 
