@@ -201,6 +201,22 @@ def call_answer(answer: Any, *args: Any, **kwargs: Any) -> Any:
     return out
 
 
+def raised(what: str, err: Exception) -> Wrong:
+    """The learner's code raised ``err`` while the checker ran ``what``: a wrong answer, reported."""
+    return Wrong(f"{what} raised {type(err).__name__}: {err}")
+
+
+def call_reported(answer: Any, what: str, *args: Any, **kwargs: Any) -> Any:
+    """:func:`call_answer`, with any other error the learner's code raises reported as Wrong
+    (``what`` names the call and its input in the message)."""
+    try:
+        return call_answer(answer, *args, **kwargs)
+    except (Waiting, Wrong):
+        raise
+    except Exception as err:  # noqa: BLE001 (any other error is the learner's bug, reported)
+        raise raised(what, err) from None
+
+
 def _body_is_ellipsis(fn: Any) -> bool:
     """True for a function whose body does nothing (``...``, ``pass``, a docstring only)."""
     code = getattr(fn, "__code__", None)

@@ -10,17 +10,13 @@ from typing import Any
 import torch
 
 from course_lib.autograd import MLP, Value
+from course_lib.exercises import call_reported
 from course_lib.exercises import Waiting, Wrong, call_answer, differs, exercise
 
 
 def _call(fn: Any, name: str, described: str, *args: Any) -> Any:
-    """The learner's fn(*args); an error it raises is reported as wrong, naming the input."""
-    try:
-        return call_answer(fn, *args)
-    except (Waiting, Wrong):
-        raise
-    except Exception as err:  # noqa: BLE001 (any other error is the learner's bug, reported)
-        raise Wrong(f"{name}({described}) raised {type(err).__name__}: {err}") from None
+    """The learner's ``fn(*args)``; an error it raises is reported as wrong, naming the input."""
+    return call_reported(fn, f"{name}({described})", *args)
 
 
 # Each test function is written once, for a module of maths: `math` for the learner's numbers,

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from course_lib.exercises import call_reported
 from course_lib.exercises import Waiting, Wrong, call_answer, exercise, is_placeholder
 from course_lib.exercises import differs as _differs
 
@@ -20,13 +21,8 @@ def _differs_one_line(answer: Any, expected: Any, rtol: float, atol: float) -> s
 
 
 def _call(fn: Any, name: str, what: str, *args: Any) -> Any:
-    """The learner's ``fn(*args)``; any error other than the placeholder's is reported as Wrong."""
-    try:
-        return call_answer(fn, *args)
-    except (Waiting, Wrong):
-        raise
-    except Exception as err:  # noqa: BLE001 (any other error is the learner's bug, reported)
-        raise Wrong(f"{name}({what}) raised {type(err).__name__}: {err}") from None
+    """The learner's ``fn(*args)``; an error it raises is reported as wrong, naming the input."""
+    return call_reported(fn, f"{name}({what})", *args)
 
 
 def _describe(z: torch.Tensor) -> str:

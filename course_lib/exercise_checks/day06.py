@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 
+from course_lib.exercises import raised as _raised
 from course_lib.exercises import Waiting, Wrong, _body_is_ellipsis, call_answer, differs, exercise, is_placeholder
 
 
@@ -22,9 +23,6 @@ def _diff(got: Any, want: torch.Tensor, rtol: float, atol: float) -> str | None:
     return (f"the largest difference is {gap.max().item():.3g}, at index {index}: expected "
             f"{want.flatten()[i].item():.10g}, got {got.flatten()[i].item():.10g}")
 
-
-def _raised(what: str, err: Exception) -> Wrong:
-    return Wrong(f"{what} raised {type(err).__name__}: {err}")
 
 
 def _step_is_placeholder(optimizer: Any) -> bool:

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from course_lib.exercises import call_reported as _call
 from course_lib.exercises import Waiting, Wrong, _body_is_ellipsis, call_answer, differs, exercise
 
 
@@ -23,14 +24,6 @@ def _diff(got: Any, want: torch.Tensor, rtol: float, atol: float) -> str | None:
     return (f"the largest difference is {gap.max().item():.3g}, at index {index}: expected "
             f"{want.flatten()[i].item():.8g}, got {got.flatten()[i].item():.8g}")
 
-
-def _call(fn: Any, what: str, *args: Any, **kwargs: Any) -> Any:
-    try:
-        return call_answer(fn, *args, **kwargs)
-    except (Waiting, Wrong):
-        raise
-    except Exception as err:  # noqa: BLE001 (any other error is the learner's bug, reported)
-        raise Wrong(f"{what} raised {type(err).__name__}: {err}") from None
 
 
 @exercise("day07.ex1", title="Kaiming's uniform initialiser", kind="code", section="section 1, The variance argument")

@@ -11,11 +11,9 @@ from torch import nn
 from torch.optim import lr_scheduler
 
 from course_lib.data import load_digits, train_val_split
+from course_lib.exercises import raised as _raised
 from course_lib.exercises import Waiting, Wrong, call_answer, differs, exercise
 
-
-def _raised(what: str, err: Exception) -> Wrong:
-    return Wrong(f"{what} raised {type(err).__name__}: {err}")
 
 
 def _torch_lrs(make_scheduler: Any, steps: int, base_lr: float) -> list[float]:

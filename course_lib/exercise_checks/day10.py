@@ -8,20 +8,11 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from course_lib.exercises import raised as _raised
+from course_lib.exercises import call_reported as _call
 from course_lib.exercises import Waiting, Wrong, call_answer, differs, exercise
 
 
-def _raised(what: str, err: Exception) -> Wrong:
-    return Wrong(f"{what} raised {type(err).__name__}: {err}")
-
-
-def _call(fn: Any, what: str, *args: Any, **kwargs: Any) -> Any:
-    try:
-        return call_answer(fn, *args, **kwargs)
-    except (Waiting, Wrong):
-        raise
-    except Exception as err:  # noqa: BLE001 (any other error is the learner's bug, reported)
-        raise _raised(what, err) from None
 
 
 @exercise("day10.ex1", title="a dilated convolution", kind="code",

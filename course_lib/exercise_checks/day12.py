@@ -7,16 +7,9 @@ import unicodedata
 from functools import lru_cache
 from typing import Any
 
+from course_lib.exercises import call_reported as _call
 from course_lib.exercises import Waiting, Wrong, call_answer, exercise
 
-
-def _call(fn: Any, what: str, *args: Any) -> Any:
-    try:
-        return call_answer(fn, *args)
-    except (Waiting, Wrong):
-        raise
-    except Exception as err:  # noqa: BLE001 (any other error is the learner's bug, reported)
-        raise Wrong(f"{what} raised {type(err).__name__}: {err}") from None
 
 
 @exercise("day12.ex1", title="a UTF-8 decoder", kind="code", section="section 2, UTF-8: code points as bytes")
