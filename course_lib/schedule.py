@@ -55,7 +55,7 @@ class TrainConfig:
     eval_iters: int = 50  # batches per split in each loss estimate
     early_stopping_patience: int | None = None  # evaluations without improvement tolerated; None: off
     dtype: str = "auto"  # "auto" (bf16 where supported), "float32", "bfloat16" or "float16"
-    compile: bool = False  # torch.compile the model (slow start, faster steps on GPUs)
+    compile: bool = False  # torch.compile the training steps (seconds to compile, then faster); uncompiled if it fails
     seed: int = 1337  # seeds the batch draws (plus the rank under DDP)
     log_every: int = 10  # steps between loss updates on the progress bar; 0: never
     progress: bool = True  # show a tqdm progress bar

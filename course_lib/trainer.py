@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import os
 import time
+import warnings
 from collections.abc import Callable, Iterable
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
@@ -183,11 +184,8 @@ class Trainer:
         self.scaler = _grad_scaler(self.device, enabled=self.ptdtype == torch.float16)  # float16 only
         self.raw_model = model.to(self.device)
         self.optimizer = configure_optimizer(self.raw_model, cfg.weight_decay, cfg.lr, cfg.betas, self.device)
-        self.eval_model = torch.compile(self.raw_model) if cfg.compile else self.raw_model
-        self.model: nn.Module = self.eval_model
-        if self.ddp:
-            ids = [self.device.index] if self.device.type == "cuda" else None
-            self.model = nn.parallel.DistributedDataParallel(self.eval_model, device_ids=ids)
+        self._compiling = cfg.compile  # until the first step has run compiled, or fallen back
+        self._wrap(torch.compile(self.raw_model) if cfg.compile else self.raw_model)
         self.generator = torch.Generator().manual_seed(cfg.seed + self.rank)  # each rank its own batches
         self.callbacks = list(callbacks)
         self.history = History()
@@ -196,6 +194,24 @@ class Trainer:
         self._n_evals = 0
         self._stop_requested = False
         self._last_saved: int | None = None
+
+    def _wrap(self, model: nn.Module) -> None:
+        """Use ``model`` (the raw model or its compiled form) for the training steps."""
+        self.model: nn.Module = model
+        if self.ddp:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.model = nn.parallel.DistributedDataParallel(model, device_ids=ids)
+
+    def _fall_back_to_eager(self, err: Exception) -> None:
+        """torch.compile could not build the step here (no C++ compiler, a backend that does not
+        support the device...): say why, and train the same model uncompiled."""
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
+        warnings.warn(f"torch.compile failed on the first step ({type(err).__name__}: {first}); training "
+                      f"without it, which gives the same model, only slower. Set compile=False to skip the attempt.",
+                      RuntimeWarning, stacklevel=3)
+        self.optimizer.zero_grad(set_to_none=True)
+        self._compiling = False
+        self._wrap(self.raw_model)
 
     # -- distributed -----------------------------------------------------------------
     def _init_distributed(self, local_rank: int, device: torch.device | str | None) -> torch.device:
@@ -234,6 +250,19 @@ class Trainer:
         return torch.autocast(device_type=self.device.type, dtype=self.ptdtype)
 
     def _train_step(self) -> torch.Tensor:
+        if self._compiling:  # the first compiled step compiles: if that fails, the step runs uncompiled
+            state = self.generator.get_state()
+            try:
+                loss = self._step()
+            except Exception as err:  # noqa: BLE001 - any compiler failure; the eager step below re-raises real errors
+                self.generator.set_state(state)  # the eager step draws the same batch
+                self._fall_back_to_eager(err)
+                return self._step()
+            self._compiling = False
+            return loss
+        return self._step()
+
+    def _step(self) -> torch.Tensor:
         cfg, accum = self.cfg, self.cfg.grad_accum_steps
         for group in self.optimizer.param_groups:
             group["lr"] = cfg.lr_at(self.step)
@@ -312,8 +341,8 @@ class Trainer:
         tps = (self.step - s_last) * self.tokens_per_step / (now - t_last) if self.step > s_last else 0.0
         gen = torch.Generator().manual_seed(cfg.seed + 10_000 + self.rank)  # same windows every evaluation
         with self._autocast():
-            losses = estimate_loss(self.eval_model, {"train": self.train_data, "val": self.val_data},
-                                   self.block_size, cfg.batch_size, cfg.eval_iters, gen)
+            losses = estimate_loss(self.raw_model, {"train": self.train_data, "val": self.val_data},  # uncompiled:
+                                   self.block_size, cfg.batch_size, cfg.eval_iters, gen)  # no eval-mode graph to build
         train_loss, val_loss, tps = self._all_mean([losses["train"], losses["val"], tps])
         improved = self.history.best_val_loss is None or val_loss < self.history.best_val_loss
         self._bad_evals = 0 if improved else self._bad_evals + 1

@@ -291,3 +291,49 @@ def test_history_plot_returns_a_figure():
     fig2, given = plt.subplots()
     assert history.plot(ax=given) is fig2
     plt.close(fig2)
+
+
+# ---------------------------------------------------------------- torch.compile
+def test_compiled_training_matches_eager():
+    eager, h_eager = _trained(quick_cfg(max_iters=6, eval_interval=3))
+    compiled, h_compiled = _trained(quick_cfg(max_iters=6, eval_interval=3, compile=True))
+    assert compiled.model is not compiled.raw_model  # the steps really ran compiled
+    torch.testing.assert_close(h_compiled.val_loss, h_eager.val_loss,
+                               rtol=1e-4, atol=1e-5)
+    for (name, a), b in zip(eager.raw_model.named_parameters(), compiled.raw_model.parameters()):
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5, msg=name)
+
+
+def test_a_failing_compile_falls_back_to_the_same_eager_run(monkeypatch):
+    class Broken(nn.Module):  # what torch.compile gives where it cannot build the step: fails on first use
+        def __init__(self, model):
+            super().__init__()
+            self.inner = model
+
+        def forward(self, *args, **kwargs):
+            self.inner(*args, **kwargs)  # half a forward pass, then the compiler fails
+            raise RuntimeError("InvalidCxxCompiler: No working C++ compiler found")
+
+    monkeypatch.setattr(torch, "compile", lambda model, **kw: Broken(model))
+    eager, h_eager = _trained(quick_cfg(max_iters=6, eval_interval=3))
+    with pytest.warns(RuntimeWarning, match="torch.compile failed on the first step .*InvalidCxxCompiler"):
+        fallen, h_fallen = _trained(quick_cfg(max_iters=6, eval_interval=3, compile=True))
+    assert fallen.model is fallen.raw_model
+    assert h_fallen.val_loss == h_eager.val_loss  # the same batches
+    for (name, a), b in zip(eager.raw_model.named_parameters(), fallen.raw_model.parameters()):
+        assert torch.equal(a, b), name
+
+
+def test_a_real_error_on_a_compiled_step_is_not_hidden(monkeypatch):
+    class FailsInTraining(TinyLM):  # a bug of the model's own, met on the first training step
+        def forward(self, idx, targets=None):
+            if self.training:
+                raise ValueError("a bug in the model")
+            return super().forward(idx, targets)
+
+    monkeypatch.setattr(torch, "compile", lambda model, **kw: model)  # compiles to itself: errors are the model's
+    trainer = Trainer(FailsInTraining(TinyConfig()), markov_tokens(3000), markov_tokens(600, seed=1),
+                      quick_cfg(compile=True), device="cpu")
+    bug = "a bug in the model"
+    with pytest.warns(RuntimeWarning, match=bug), pytest.raises(ValueError, match=bug):
+        trainer.fit()  # tried compiled, then uncompiled: the same error, raised
