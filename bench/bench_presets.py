@@ -63,6 +63,9 @@ TRIALS: dict[str, tuple[str, dict]] = {
     "bpe512": ("BPE-512 tokens, context 64 tokens, 12 windows a step, 3,000 steps (day 21's BPE model)",
                {"tokenizer": "bpe", "vocab_size": 512, "block_size": 64, "batch_size": 12, "max_iters": 3000,
                 "warmup_iters": 300, "min_lr": 3e-5}),
+    "bpe512-x2500": ("bpe512 with 2,500 steps", {"tokenizer": "bpe", "vocab_size": 512, "block_size": 64,
+                                                  "batch_size": 12, "max_iters": 2500, "warmup_iters": 250,
+                                                  "min_lr": 3e-5}),
     "bpe512-minlr3e-4": ("bpe512 decaying to lr / 10", {"tokenizer": "bpe", "vocab_size": 512, "block_size": 64,
                                                         "batch_size": 12, "max_iters": 3000, "warmup_iters": 300,
                                                         "min_lr": 3e-4}),
@@ -78,7 +81,7 @@ def commit() -> str:
         return "unknown"
 
 
-def run_trial(name: str, changes: dict, quick: bool) -> dict:
+def run_trial(name: str, changes: dict, quick: bool, compile: bool = False) -> dict:
     recipe = dataclasses.replace(PRESETS[BASE], **changes)
     if quick:
         recipe = dataclasses.replace(recipe, max_iters=20, eval_interval=10, eval_iters=2, warmup_iters=5)
@@ -87,7 +90,7 @@ def run_trial(name: str, changes: dict, quick: bool) -> dict:
     train_ids, val_ids = torch.tensor(tok.encode(train_text)), torch.tensor(tok.encode(val_text))
     seed_everything(recipe.seed)
     model = GPT(recipe.model_config(tok.vocab_size))
-    cfg = recipe.train_config(progress=False)
+    cfg = recipe.train_config(progress=False, compile=compile)
     busy, own, start = cpu_busy_seconds(), time.process_time(), time.perf_counter()
     Trainer(model, train_ids, val_ids, cfg, device="cpu").fit()
     seconds = time.perf_counter() - start
@@ -95,7 +98,7 @@ def run_trial(name: str, changes: dict, quick: bool) -> dict:
     sliding = score_text(model, tok, val_text, recipe.block_size, batch_size=64)
     cut = score_windows(model, val_ids, recipe.block_size, stride=recipe.block_size, batch_size=64)
     return {
-        "trial": name, "changes": changes, "nats_per_char": round(sliding.nats_per_char, 4),
+        "trial": name + (" (compiled)" if compile else ""), "changes": changes, "compiled": compile, "nats_per_char": round(sliding.nats_per_char, 4),
         "non_overlapping": round(cut.total_nats / sliding.n_chars, 4), "params": model.num_parameters(non_embedding=False),
         "steps": recipe.max_iters, "train_s": round(seconds, 1), "ms_per_step": round(1000 * seconds / recipe.max_iters, 1),
         "others": others, "date": datetime.date.today().isoformat(), "commit": commit(),
@@ -118,6 +121,8 @@ def main() -> None:
     parser.add_argument("--trials", nargs="+", default=list(TRIALS), choices=list(TRIALS), metavar="TRIAL")
     parser.add_argument("--quick", action="store_true", help="20 steps each, not saved (a smoke test)")
     parser.add_argument("--list", action="store_true", help="print the trials and exit")
+    parser.add_argument("--compile", action="store_true",
+                        help="train with torch.compile (saved as '<trial> (compiled)'; the time includes compiling)")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads (default: all cores)")
     args = parser.parse_args()
     if args.list:
@@ -128,13 +133,13 @@ def main() -> None:
     saved = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     quick_rows = []
     for name in args.trials:
-        row = run_trial(name, TRIALS[name][1], args.quick)
+        row = run_trial(name, TRIALS[name][1], args.quick, args.compile)
         print(json.dumps(row), flush=True)
         if args.quick:
             quick_rows.append(row)
             continue
         saved = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}  # another run may have added trials
-        saved[name] = row
+        saved[row["trial"]] = row
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(RESULTS, json.dumps(saved, indent=1) + "\n")  # each trial kept as soon as it ends
     print(table(quick_rows if args.quick else list(saved.values())))
