@@ -378,3 +378,18 @@ def test_entry_point_runs_as_a_module():
     done = subprocess.run([sys.executable, "-m", "course_lib", "--help"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert all(cmd in done.stdout for cmd in ("train", "generate", "chat", "info", "bench"))
+
+
+def test_train_compile_flag_compiles_the_training_steps(tmp_path, monkeypatch):
+    compiled = []
+
+    def fake_compile(model, **kw):  # records the call; the steps then run the model itself
+        compiled.append(type(model).__name__)
+        return model
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    assert main(["train", "--out", str(tmp_path / "c"), *TINY, "--max-iters", "4", "--eval-interval", "2",
+                 "--compile"]) == 0
+    assert compiled == ["GPT"]
+    assert main(["train", "--out", str(tmp_path / "e"), *TINY, "--max-iters", "4", "--eval-interval", "2"]) == 0
+    assert compiled == ["GPT"]  # without the flag, nothing is compiled

@@ -55,6 +55,8 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
     p.add_argument("--overwrite", action="store_true", help="replace the previous run in a non-empty --out")
     p.add_argument("--no-progress", action="store_true", help="no progress bar: one line per evaluation")
+    p.add_argument("--compile", action="store_true", help="torch.compile the training steps: seconds to compile, "
+                                                           "then faster steps; results not bit-reproducible")
     p.add_argument("--device", help="cuda, cuda:N, mps or cpu (default: COURSE_DEVICE, else the best available)")
     g = p.add_argument_group("data and tokenizer")
     g.add_argument("--dataset", help=f"text corpus (default {d.dataset})")

@@ -252,7 +252,7 @@ def run(args: argparse.Namespace) -> int:
     recipe = resolve_recipe(args, out)
     try:
         recipe.model_config(vocab_size=recipe.vocab_size or 256)  # the shape, before any data loads
-        cfg = recipe.train_config(checkpoint_dir=str(out), progress=not args.no_progress)
+        cfg = recipe.train_config(checkpoint_dir=str(out), progress=not args.no_progress, compile=args.compile)
     except ConfigError as err:
         raise _usage(err) from None
     device = pick_device(args.device)
