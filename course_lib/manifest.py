@@ -167,6 +167,15 @@ def tokenizer_from_manifest(data: Any, where: Path, vocab_size: int | None = Non
         kind = data.get("type") if isinstance(data, dict) else type(data).__name__
         raise CheckpointError(f"{where}: the stored tokenizer has type {kind!r}; the course reads "
                               f"{', '.join(TOKENIZER_KINDS)}. Re-train with python -m course_lib train.")
+    if data["type"] == "course_lib.ChatTokenizer":  # a base tokenizer, checked the same way, and special tokens
+        specials = data.get("special_tokens")
+        if not isinstance(specials, list) or not 0 < len(specials) <= 64 or not all(
+                isinstance(s, str) and 0 < len(s) <= 64 for s in specials):  # fmt: skip
+            raise CheckpointError(f"{where}: the stored chat tokenizer's special tokens are not a list of at most "
+                                  "64 short strings. " + _WHAT_TO_DO)  # fmt: skip
+        base = tokenizer_from_manifest(data.get("base"), where)
+        checked = {**data, "base": base.to_dict()}
+        return _rebuilt(checked, where, vocab_size)
     is_bpe = data["type"] == "course_lib.BPETokenizer"
     field = "merges" if is_bpe else "chars"
     entries = data.get(field)
@@ -176,6 +185,11 @@ def tokenizer_from_manifest(data: Any, where: Path, vocab_size: int | None = Non
     checked = dict(data)
     if is_bpe:
         checked["pattern"] = known_pattern(data.get("pattern"), where)
+    return _rebuilt(checked, where, vocab_size)
+
+
+def _rebuilt(checked: dict[str, Any], where: Path, vocab_size: int | None) -> Tokenizer:
+    """The tokenizer of a checked dict; malformed or of the wrong size: a CheckpointError."""
     try:
         tok = from_dict(checked)
     except (ValueError, KeyError, TypeError, AttributeError) as err:

@@ -331,7 +331,7 @@ def test_from_dict_names_the_known_types():
         from_dict(json.loads(TOKS["gpt2"].to_hf().to_str()))
     with pytest.raises(ValueError, match="has a list, not a dict"):
         from_dict([1, 2])
-    assert set(registry.TOKENIZER_TYPES) == {"course_lib.CharTokenizer", "course_lib.BPETokenizer"}
+    assert set(registry.TOKENIZER_TYPES) == {"course_lib.CharTokenizer", "course_lib.BPETokenizer", "course_lib.ChatTokenizer"}
     # the class's own from_dict refuses the other class, and a version it does not know
     with pytest.raises(ValueError, match="not a course_lib.BPETokenizer"):
         BPETokenizer.from_dict(CharTokenizer.from_text("abc").to_dict())

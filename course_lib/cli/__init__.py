@@ -100,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen = sub.add_parser("generate", help="sample text from a checkpoint, streamed as it is produced")
     _sampling_flags(gen)
     gen.add_argument("--prompt", default="\n", help="text to continue (default: a newline)")
-    chat = sub.add_parser("chat", help="an interactive loop: each line you type is continued by the model")
+    chat = sub.add_parser("chat", help="talk to a fine-tuned checkpoint (a base model continues each line you type)")
     _sampling_flags(chat)
     info = sub.add_parser("info", help="print a checkpoint's metadata and model summary")
     info.add_argument("--ckpt", required=True, help="a run folder (its best checkpoint) or a ckpt-XXXXXX folder")

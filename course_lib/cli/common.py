@@ -52,7 +52,8 @@ def pick_device(name: str | None) -> torch.device:
 
 
 def tokenizer_kind(tok: Tokenizer) -> str:
-    """'char' or 'bpe'."""
+    """'char' or 'bpe' (a chat tokenizer: its base's kind)."""
+    tok = getattr(tok, "base", tok)
     return "bpe" if isinstance(tok, BPETokenizer) else "char"
 
 

@@ -64,6 +64,7 @@ class Reply:
     text: str
     n_tokens: int
     seconds: float
+    ids: list[int] = dataclasses.field(default_factory=list)  # the generated token ids
 
 
 FLAGS = {"max_new_tokens": "--max-new-tokens", "temperature": "--temperature", "top_k": "--top-k",
@@ -127,7 +128,7 @@ def stream_reply(model: torch.nn.Module, tok: Tokenizer, ids: list[int], s: Samp
     rest = stream.flush()
     out.write(rest)
     out.flush()
-    return Reply("".join(pieces) + rest, n, seconds)
+    return Reply("".join(pieces) + rest, n, seconds, stream.ids)
 
 
 def _generator(seed: int | None, device: torch.device) -> torch.Generator | None:
@@ -150,10 +151,12 @@ HELP = """commands:
   /tokens N   tokens per reply
   /topk K     sample among the K most likely tokens (0 or off: no limit)
   /topp P     nucleus sampling with probability P (1 or off: no limit)
-  /stats      tokens generated, speed of the last reply, model size, device
+  /stats      tokens generated, speed of the last reply, context used, model size, device
+  /explain    how the last prompt was tokenized, and the model's top next tokens at each step of its reply
+  /reset      forget the conversation
   /help       this list
   /quit       leave (end of input works too)
-any other line is a prompt for the model to continue."""
+any other line is your message."""
 
 
 _EXPECTED = {int: "give a whole number", float: "give a number"}
@@ -195,15 +198,27 @@ def _command(line: str, s: SamplingSettings, stats: str) -> tuple[SamplingSettin
 
 
 def run_chat(args: argparse.Namespace) -> int:
+    """A conversation with a fine-tuned checkpoint (its tokenizer has the chat template's tokens);
+    with a base model, each line is continued as text and nothing is remembered."""
+    from course_lib.chat import CHAT_TOKENS, ChatSession
+
     device = pick_device(args.device)
     s = settings_from_args(args)
     ckpt, tok = load_for_inference(args.ckpt, device)
     model, generator = ckpt.model, _generator(args.seed, device)
     n_params = sum(p.numel() for p in model.parameters())
+    is_chat = all(t in getattr(tok, "special_tokens", {}) for t in CHAT_TOKENS)
+    session = ChatSession(model, tok, s, generator) if is_chat else None
     total, last = 0, Reply("", 0, 0.0)
+    last_prompt: list[int] = []
     interactive = sys.stdin.isatty()
-    print(f"chat with {ckpt.path} ({tokenizer_kind(tok)} tokenizer, {n_params:,} parameters, {device}); "
-          "/help lists the commands.", flush=True)
+    kind = tokenizer_kind(tok) + (" + chat template" if is_chat else "")
+    mode = ("each message is answered by the assistant; the conversation is kept within the "
+            f"{model.config.block_size}-token context" if is_chat else
+            "a base model: each line is continued as text, nothing is remembered (fine-tune it to chat: "
+            "Part 3's assistant chapter)")  # fmt: skip
+    print(f"chat with {ckpt.path} ({kind} tokenizer, {n_params:,} parameters, {device}); {mode}. "
+          "/help lists the commands.", flush=True)  # fmt: skip
     while True:
         if interactive:
             print("> ", end="", flush=True)
@@ -211,13 +226,36 @@ def run_chat(args: argparse.Namespace) -> int:
         if not line:  # end of input
             break
         line = line.rstrip("\r\n")
-        if line.strip() == "/quit":
+        command = line.strip()
+        if command == "/quit":
             break
-        if line.startswith("/"):
+        if command.startswith("/"):
+            if not interactive:
+                print(f"> {command}")
+            if command == "/reset":
+                if session is not None:
+                    session.reset()
+                print("the conversation is forgotten" if session is not None else
+                      "a base model keeps no conversation: nothing to forget", flush=True)  # fmt: skip
+                continue
+            if command.split(" ")[0] == "/explain":
+                if session is not None:
+                    print(session.explain(), flush=True)
+                else:
+                    from course_lib.chat import explain
+
+                    print(explain(model, tok, last_prompt, last.ids), flush=True)
+                continue
             speed = last.n_tokens / last.seconds if last.seconds > 0 else 0.0
             stats = (f"tokens generated: {total:,} (last reply {last.n_tokens:,}, {speed:,.1f} tokens/s); "
                      f"model parameters: {n_params:,}; device: {device}")
-            s, reply = _command(line.strip(), s, stats)
+            if session is not None:
+                used = len(session.last_prompt)
+                stats += (f"; conversation: {len(session.history)} messages, the last prompt {used} of "
+                          f"{model.config.block_size} tokens")  # fmt: skip
+            s, reply = _command(command, s, stats)
+            if session is not None:
+                session.settings = s
             print(reply, flush=True)
             continue
         if not line:
@@ -225,10 +263,31 @@ def run_chat(args: argparse.Namespace) -> int:
         if not interactive:
             print(f"> {line}")
         try:
-            last = stream_reply(model, tok, encode_prompt(tok, line), s, generator, sys.stdout)
+            if session is not None:
+                last = _chat_reply(session, line, sys.stdout)
+            else:
+                last_prompt = encode_prompt(tok, line)
+                last = stream_reply(model, tok, last_prompt, s, generator, sys.stdout)
         except UsageError as err:
             print(f"error: {err}", flush=True)
             continue
         total += last.n_tokens
         print(flush=True)
     return 0
+
+
+def _chat_reply(session, line: str, out: TextIO) -> Reply:
+    """Stream the assistant's answer to ``line``; a message the tokenizer cannot read is a UsageError."""
+    tok = session.tok
+    try:
+        tok.encode_ordinary(line)
+    except UnknownCharacterError as err:
+        raise _not_in_vocabulary(tok.base, err) from None
+    out.write("assistant: ")
+    for piece in session.stream(line):
+        out.write(piece)
+        out.flush()
+    turn = session.last_turn
+    if turn.dropped_turns:
+        out.write(f"\n({turn.dropped_turns} earlier messages no longer fit the context and were left out)")
+    return Reply(turn.text, turn.n_tokens, turn.seconds, list(session.last_reply_ids))

@@ -16,6 +16,7 @@ True
 from course_lib.tokenizers.base import Tokenizer
 from course_lib.tokenizers.bpe import BPETokenizer
 from course_lib.tokenizers.char import CharTokenizer, UnknownCharacterError
+from course_lib.tokenizers.chat import ChatTokenizer
 from course_lib.tokenizers.hf_export import bpe_to_hf, bytes_to_unicode, char_to_hf, token_from_str, token_to_str
 from course_lib.tokenizers.patterns import (
     GPT2_SPLIT_PATTERN,
@@ -29,7 +30,7 @@ from course_lib.tokenizers.train import BPETrainResult, get_stats, merge, train_
 
 __all__ = [
     "GPT2_SPLIT_PATTERN", "GPT4_SPLIT_PATTERN", "TOKENIZER_TYPES", "BPETokenizer", "BPETrainResult",
-    "CharTokenizer", "Tokenizer", "bpe_to_hf", "bytes_to_unicode", "char_to_hf", "from_dict", "get_stats",
+    "CharTokenizer", "ChatTokenizer", "Tokenizer", "bpe_to_hf", "bytes_to_unicode", "char_to_hf", "from_dict", "get_stats",
     "load", "merge", "resolve_pattern", "split_special", "split_text", "token_from_str", "token_to_str",
     "train_bpe", "UnknownCharacterError",
 ]  # fmt: skip

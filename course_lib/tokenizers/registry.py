@@ -19,8 +19,9 @@ from typing import Any
 from course_lib.tokenizers.base import Tokenizer, read_json
 from course_lib.tokenizers.bpe import BPETokenizer
 from course_lib.tokenizers.char import CharTokenizer
+from course_lib.tokenizers.chat import ChatTokenizer
 
-TOKENIZER_TYPES: dict[str, type[Tokenizer]] = {cls.TYPE: cls for cls in (CharTokenizer, BPETokenizer)}
+TOKENIZER_TYPES: dict[str, type[Tokenizer]] = {cls.TYPE: cls for cls in (CharTokenizer, BPETokenizer, ChatTokenizer)}
 HF_MODELS: dict[str, type[Tokenizer]] = {"WordLevel": CharTokenizer, "BPE": BPETokenizer}  # what save_hf writes
 
 
