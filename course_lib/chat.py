@@ -160,6 +160,7 @@ class ChatSession:
         self.history: list[Message] = []
         self.last_prompt: list[int] = []  # the ids the model read for the last reply
         self.last_reply_ids: list[int] = []  # the ids it generated, the closing marker included
+        self.last_turn: Turn | None = None  # the last complete reply
 
     def reset(self) -> None:
         """Forget the conversation."""
@@ -172,6 +173,8 @@ class ChatSession:
 
     def prompt_ids(self, messages: Sequence[Message]) -> tuple[list[int], int]:
         """The ids the model reads for ``messages`` (and how many old messages were left out)."""
+        if not messages:
+            raise ValueError("no messages: a prompt needs at least the user's message")
         block = self.model.config.block_size
         room = block - min(self.settings.max_new_tokens, block // 2)  # a reply longer than half slides the window
         for start in range(len(messages)):
@@ -182,7 +185,11 @@ class ChatSession:
         return ids[-room:], len(messages) - 1  # the newest message, cut from the left
 
     def stream(self, text: str) -> Iterator[str]:
-        """Add the user's ``text``; yield the reply's text as it is generated; keep the reply."""
+        """Add the user's ``text``; yield the reply's text as it is generated; keep the reply.
+
+        The history and ``last_turn`` change when the reply is complete: a stream closed early
+        leaves the conversation as it was.
+        """
         from course_lib.cli.generate import TextStream
 
         messages = [*self.history, Message("user", text)]

@@ -31,12 +31,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_lib.chat import Message, encode_chat
+from course_lib.chat import END, Message, encode_chat
 from course_lib.schedule import configure_optimizer, lr_at
 from course_lib.tokenizers import ChatTokenizer
 
 __all__ = ["Example", "FineTuneConfig", "SFTData", "Speech", "answer_questions", "choice_log_probs",
-           "continuation_requests", "fine_tune", "fits", "next_speaker_questions", "next_word_questions", "frequency_baseline", "masked_cross_entropy",
+           "continuation_requests", "fine_tune", "fits", "next_speaker_questions", "frequency_baseline", "masked_cross_entropy",
            "speaker_questions", "speeches"]  # fmt: skip
 
 _SPEAKER = re.compile(r"[A-Z][A-Z' ]*[A-Z]:")  # "GREMIO:", "KING RICHARD III:", "LADY CAPULET:"
@@ -67,9 +67,7 @@ def speeches(text: str) -> list[Speech]:
 
 
 QUESTION = "Who says this, {a} or {b}?\n{line}"
-NEXT_WORD = "What word comes next?\n{text}"
 NEXT_SPEAKER = "Who speaks next?\n{scene}"
-_WORD = re.compile(r"[A-Za-z]+(?:'[a-z]+)?")
 CONTINUE = "Continue this speech as {speaker}:\n{line}"
 
 
@@ -113,38 +111,12 @@ def speaker_questions(text: str, *, seed: int = 0, window: int = 10, max_line_ch
     return out
 
 
-def next_word_questions(text: str, *, seed: int = 0, min_words: int = 3, max_prompt_chars: int = 80) -> list[Example]:
-    """One question per speech: "What word comes next?" after the start of one of its lines.
-
-    A seeded choice picks a line of the speech and a word of it with at least ``min_words``
-    words before it; the question shows the line up to that word (after the previous line of
-    the speech, if there is one, as long as the whole fits in ``max_prompt_chars``) and the
-    answer is the word. The same text and seed always give the same questions.
-    """
-    rng = random.Random(seed)
-    out: list[Example] = []
-    for s in speeches(text):
-        k = rng.randrange(len(s.lines))
-        words = list(_WORD.finditer(s.lines[k]))
-        if len(words) <= min_words:
-            continue
-        w = words[rng.randrange(min_words, len(words))]
-        shown = s.lines[k][: w.start()].rstrip()
-        if k > 0 and len(s.lines[k - 1]) + 1 + len(shown) <= max_prompt_chars:
-            shown = s.lines[k - 1] + "\n" + shown
-        if len(shown) > max_prompt_chars:
-            continue
-        ask = Message("user", NEXT_WORD.format(text=shown))
-        out.append(Example((ask, Message("assistant", w.group())), "next word", w.group()))
-    return out
-
-
 def _snippet(line: str, max_chars: int) -> str:
     """The start of ``line``, cut at a word boundary to at most ``max_chars`` characters."""
     if len(line) <= max_chars:
         return line
-    cut = line[: max_chars + 1].rsplit(" ", 1)[0]
-    return cut if cut else line[:max_chars]
+    head, space, _ = line[: max_chars + 1].rpartition(" ")
+    return head if space and head else line[:max_chars]
 
 
 def next_speaker_questions(text: str, *, n_context: int = 2, snippet_chars: int = 20) -> list[Example]:
@@ -152,12 +124,15 @@ def next_speaker_questions(text: str, *, n_context: int = 2, snippet_chars: int 
 
     The answer is the speaker of the speech that follows them in the text. One question per
     speech that has ``n_context`` speeches before it; a line is cut at a word boundary to at most
-    ``snippet_chars`` characters, so that the question fits a small model's context.
+    ``snippet_chars`` characters, so that the question fits a small model's context;
+    ``snippet_chars=0`` shows the names alone.
     """
     all_speeches = speeches(text)
     out: list[Example] = []
     for i in range(n_context, len(all_speeches)):
-        shown = [f"{s.speaker}: {_snippet(s.lines[0], snippet_chars)}" for s in all_speeches[i - n_context : i]]
+        before = all_speeches[i - n_context : i]
+        shown = [s.speaker if snippet_chars == 0 else f"{s.speaker}: {_snippet(s.lines[0], snippet_chars)}"
+                 for s in before]  # fmt: skip
         ask = Message("user", NEXT_SPEAKER.format(scene="\n".join(shown)))
         speaker = all_speeches[i].speaker
         out.append(Example((ask, Message("assistant", speaker)), "next speaker", speaker))
@@ -225,7 +200,7 @@ class SFTData:
             raise ValueError(f"no conversation fits in block_size + 1 = {block_size + 1} tokens: use shorter "
                              "examples or a model with a longer context")  # fmt: skip
         length = max(len(i) for i, _ in kept)
-        pad = tok.special_id("<|end|>")
+        pad = tok.special_id(END)
         ids = torch.full((len(kept), length), pad, dtype=torch.long)
         mask = torch.zeros((len(kept), length), dtype=torch.bool)
         for row, (i, m) in enumerate(kept):
@@ -297,6 +272,8 @@ def fine_tune(model: nn.Module, data: SFTData, config: FineTuneConfig = FineTune
         x, y, m = (t.to(device) for t in data.batch(rows))
         logits, _ = model(x)
         loss = masked_cross_entropy(logits, y, m)
+        if not math.isfinite(loss.item()):  # before the update: the weights stay as they were
+            raise FloatingPointError(f"the loss became {loss.item()} at step {step}: lower config.lr")
         loss.backward()
         if config.grad_clip > 0:
             nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
@@ -305,8 +282,6 @@ def fine_tune(model: nn.Module, data: SFTData, config: FineTuneConfig = FineTune
         history.losses.append(loss.item())
         if callback is not None:
             callback(step, history.losses[-1])
-        if not math.isfinite(history.losses[-1]):
-            raise FloatingPointError(f"the loss became {history.losses[-1]} at step {step}: lower config.lr")
     history.seconds = time.perf_counter() - start
     model.eval()
     return history
@@ -314,21 +289,19 @@ def fine_tune(model: nn.Module, data: SFTData, config: FineTuneConfig = FineTune
 
 @torch.no_grad()
 def answer_questions(model: nn.Module, tok: ChatTokenizer, questions: Sequence[Example], *,
-                     max_new_tokens: int = 24, batch_size: int = 64) -> list[str]:  # fmt: skip
-    """Greedy replies to the first message of each question, in batches (left-padded prompts).
+                     max_new_tokens: int = 24) -> list[str]:  # fmt: skip
+    """Greedy replies to the first message of each question, one question at a time.
 
     Each prompt is ``<|user|>question<|end|><|assistant|>``; a reply ends at ``<|end|>``.
     """
-    end = tok.special_id("<|end|>")
+    end = tok.special_id(END)
     device = next(model.parameters()).device
     model.eval()
     replies: list[str] = []
-    for start in range(0, len(questions), batch_size):
-        chunk = questions[start : start + batch_size]
-        prompts = [encode_chat(tok, q.messages[:1], add_generation_prompt=True)[0] for q in chunk]
-        for p in prompts:
-            out = _greedy(model, p, max_new_tokens, end, device)
-            replies.append(tok.decode([t for t in out if t < tok.base_vocab_size]))
+    for q in questions:
+        prompt = encode_chat(tok, q.messages[:1], add_generation_prompt=True)[0]
+        out = _greedy(model, prompt, max_new_tokens, end, device)
+        replies.append(tok.decode([t for t in out if t < tok.base_vocab_size]))
     return replies
 
 
@@ -347,7 +320,8 @@ def choice_log_probs(model: nn.Module, tok: ChatTokenizer, question: Example) ->
     """
     prompt, _ = encode_chat(tok, question.messages[:1], add_generation_prompt=True)
     device = next(model.parameters()).device
-    end = tok.special_id("<|end|>")
+    end = tok.special_id(END)
+    model.eval()  # no dropout: the same question always gets the same scores
     scores = []
     for choice in question.choices:
         ids = prompt + tok.encode_ordinary(choice) + [end]

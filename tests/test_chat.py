@@ -136,6 +136,16 @@ def test_speeches_and_questions():
     assert sft.frequency_baseline([q], TEXT) == 0.0
 
 
+def test_next_speaker_questions():
+    qs = sft.next_speaker_questions(TEXT)
+    assert [q.answer for q in qs] == ["PETRUCHIO", "BAPTISTA", "GREMIO"]
+    assert qs[0].prompt == "Who speaks next?\nGREMIO: Good morrow,\nBAPTISTA: Good morrow,"  # cut at 20 characters
+    assert qs[1].prompt.endswith("PETRUCHIO: And you, good sir!")  # 29 characters: cut to "And you, good sir!"
+    assert sft.next_speaker_questions(TEXT, n_context=3, snippet_chars=0)[0].prompt == \
+        "Who speaks next?\nGREMIO\nBAPTISTA\nPETRUCHIO"  # fmt: skip
+    assert sft._snippet("abcdefghijklmnopqrstuvwxyz", 5) == "abcde"  # no space to cut at
+
+
 def test_sft_data_pads_and_masks():
     tok = add_chat_tokens(CharTokenizer.from_text(TEXT + "?W" + "Continue this speech as"))
     examples = sft.speaker_questions(TEXT, seed=0)
@@ -257,10 +267,61 @@ def test_cli_chat_keeps_a_history_inside_the_window(chat_checkpoint, monkeypatch
 def test_cli_chat_refuses_characters_it_cannot_read(chat_checkpoint, monkeypatch, capsys):
     import io
 
+    from course_lib.checkpoint import load_checkpoint
     from course_lib.cli import main
 
-    path, _ = chat_checkpoint
-    monkeypatch.setattr("sys.stdin", io.StringIO("Good morrow \u00e9\nGood morrow?\n"))
+    path, tok = chat_checkpoint
+    monkeypatch.setattr("sys.stdin", io.StringIO("Good morrow \u00e9\nGood\\\nmorrow?\n"))
     assert main(["chat", "--ckpt", str(path), "--max-new-tokens", "4", "--temperature", "0"]) == 0
     out = capsys.readouterr().out
     assert "not in the vocabulary" in out and out.count("assistant: ") == 1
+    assert "> Good\n  morrow?\n" in out  # a line ending in a backslash goes on on the next line
+    session = ChatSession(load_checkpoint(path).model, tok, SamplingSettings(max_new_tokens=4, temperature=0.0))
+    assert f"assistant: {session.reply('Good' + chr(10) + 'morrow?').text}" in out
+
+
+def test_chat_box_sends_resets_and_shows_a_recording():
+    pytest.importorskip("ipywidgets")
+    from course_lib.widgets.chat import chat_box
+
+    tok = add_chat_tokens(CharTokenizer.from_text(TEXT + "?W" + "Continue this speech as"))
+    model = grow_vocab(tiny_model(tok.base_vocab_size), tok.vocab_size)
+    session = ChatSession(model, tok, SamplingSettings(max_new_tokens=5, temperature=0.0))
+    box = chat_box(session)
+    reference = ChatSession(model, tok, SamplingSettings(max_new_tokens=5, temperature=0.0)).reply("Good morrow?")
+    box.text_input.value = "Good morrow?"  # what pressing Enter does: the value changes, the message is sent
+    assert box.turns == [("user", "Good morrow?"), ("assistant", reference.text)]
+    assert box.text_input.value == "" and "tokens in" in box.status.value
+    assert "Good morrow?" in box.transcript.value and "a recorded conversation" in box.static_html()
+    box.text_input.value = "And you?"  # a second message joins the same conversation
+    assert len(box.turns) == 4 and len(session.history) == 4
+    box.send_button.click()  # with the box empty the button sends nothing
+    assert len(box.turns) == 4
+    assert box.send("\u00e9") == "" and "not in the vocabulary" in box.status.value and len(box.turns) == 4
+    bundle = box._repr_mimebundle_()
+    data = bundle[0] if isinstance(bundle, tuple) else bundle
+    assert "text/html" in data and "application/vnd.jupyter.widget-view+json" in data
+    box.reset()
+    assert box.turns == [] and session.history == [] and "no messages yet" in box.transcript.value
+
+
+def test_user_text_never_becomes_a_special_token_of_the_base(bases):
+    tok = add_chat_tokens(bases["bpe"])  # the base has <|endoftext|> of its own
+    ids, _ = encode_chat(tok, [Message("user", "so <|endoftext|> it")])
+    assert bases["bpe"].special_tokens["<|endoftext|>"] not in ids
+    assert tok.decode(ids) == "<|user|>so <|endoftext|> it<|end|>"
+
+
+def test_fine_tune_stops_before_a_non_finite_update():
+    tok = add_chat_tokens(CharTokenizer.from_text(TEXT + "?W" + "Continue this speech as"))
+    model = grow_vocab(tiny_model(tok.base_vocab_size, block_size=128), tok.vocab_size)
+    data = sft.SFTData.build(tok, sft.continuation_requests(TEXT), 128)
+    with torch.no_grad():
+        model.norm.weight.fill_(float("nan"))
+    before = [p.detach().clone() for p in model.parameters()]
+    with pytest.raises(FloatingPointError, match="lower config.lr"):
+        sft.fine_tune(model, data, sft.FineTuneConfig(steps=3, batch_size=2))
+    for p, q in zip(model.parameters(), before):  # no update was applied
+        torch.testing.assert_close(p, q, rtol=0, atol=0, equal_nan=True)
+    with pytest.raises(ValueError, match="no messages"):
+        ChatSession(model, tok).prompt_ids([])

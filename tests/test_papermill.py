@@ -19,7 +19,7 @@ import pytest
 papermill = pytest.importorskip("papermill")
 
 ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOKS = sorted((ROOT / "notebooks").glob("day*.ipynb"))
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("day*.ipynb")) + sorted((ROOT / "notebooks").glob("beyond*.ipynb"))
 COMPLAINTS = ("Unable to parse", "Passed unknown parameter", "Black encountered an error")
 
 

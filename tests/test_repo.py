@@ -13,13 +13,20 @@ import yaml
 from course_lib.exercises import registered
 
 ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOKS = sorted((ROOT / "notebooks").glob("day*.ipynb"))
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("day*.ipynb")) + sorted((ROOT / "notebooks").glob("beyond*.ipynb"))
+
+
+def _chapter(path: Path) -> tuple[str, str]:
+    """``("day21", "# Day 21 ")`` or, for Part 3, ``("beyond01", "# Beyond the course 1 ")``: its key and title."""
+    key = path.name.split("_")[0]
+    number = int(key[-2:])
+    return key, (f"# Day {number} " if key.startswith("day") else f"# Beyond the course {number} ")
 
 
 def test_notebooks_exist_and_are_named_by_day():
     assert NOTEBOOKS, "no notebooks found"
     for path in NOTEBOOKS:
-        assert re.fullmatch(r"day(0[1-9]|1\d|2[01])_[a-z0-9_]+\.ipynb", path.name), path.name
+        assert re.fullmatch(r"(day(0[1-9]|1\d|2[01])|beyond\d\d)_[a-z0-9_]+\.ipynb", path.name), path.name
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
@@ -34,9 +41,9 @@ def test_notebook_is_stored_without_outputs(path):
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_has_title_parameters_exercises_and_summary(path):
     nb = nbformat.read(path, as_version=4)
-    day = int(path.name[3:5])
+    chapter, title = _chapter(path)
     assert nb.cells[0].cell_type == "markdown"
-    assert nb.cells[0].source.startswith(f"# Day {day} "), "first cell must be the '# Day N — title'"
+    assert nb.cells[0].source.startswith(title), f"first cell must be the '{title}— title'"
     params = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
     assert len(params) == 1 and params[0].cell_type == "code", "exactly one papermill parameters cell"
     markdown = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
@@ -44,13 +51,13 @@ def test_notebook_has_title_parameters_exercises_and_summary(path):
     assert "## Exercises" in markdown
     solutions = [c for c in nb.cells if "hide-input" in c.metadata.get("tags", [])
                  and c.source.lstrip().startswith("# Solution")]  # fmt: skip
-    keys = sorted(k for k in registered() if k.startswith(f"day{day:02d}."))
+    keys = sorted(k for k in registered() if k.startswith(f"{chapter}."))
     if keys:  # registered exercises: every one is checked in the notebook, the solutions are elsewhere
         code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
         assert not solutions, "the solutions live in solutions/ and the book's appendix, not in the notebook"
         for key in keys:
             assert f'check("{key}",' in code, f"{key} is registered but the notebook never checks it"
-        assert (ROOT / "book" / "solutions" / f"day{day:02d}.md").exists(), "the appendix page of the solutions"
+        assert (ROOT / "book" / "solutions" / f"{chapter}.md").exists(), "the appendix page of the solutions"
     else:
         assert len(solutions) >= 3, "at least three exercises, each with a hidden solution"
     code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")

@@ -156,7 +156,7 @@ HELP = """commands:
   /reset      forget the conversation
   /help       this list
   /quit       leave (end of input works too)
-any other line is your message."""
+any other line is your message; end a line with \\ to go on with the message on the next line."""
 
 
 _EXPECTED = {int: "give a whole number", float: "give a number"}
@@ -226,6 +226,11 @@ def run_chat(args: argparse.Namespace) -> int:
         if not line:  # end of input
             break
         line = line.rstrip("\r\n")
+        while line.endswith("\\") and session is not None:  # a message of several lines
+            more = sys.stdin.readline()
+            line = line[:-1] + "\n" + more.rstrip("\r\n")
+            if not more:
+                break
         command = line.strip()
         if command == "/quit":
             break
@@ -261,7 +266,7 @@ def run_chat(args: argparse.Namespace) -> int:
         if not line:
             continue
         if not interactive:
-            print(f"> {line}")
+            print("> " + line.replace("\n", "\n  "))
         try:
             if session is not None:
                 last = _chat_reply(session, line, sys.stdout)

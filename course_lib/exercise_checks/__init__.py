@@ -12,5 +12,5 @@ that the placeholder and plausible wrong answers are rejected.
 import importlib
 import pkgutil
 
-for _module in sorted(m.name for m in pkgutil.iter_modules(__path__) if m.name.startswith("day")):
+for _module in sorted(m.name for m in pkgutil.iter_modules(__path__) if m.name.startswith(("beyond", "day"))):
     importlib.import_module(f"{__name__}.{_module}")  # each day's module registers its exercises

@@ -90,8 +90,9 @@ class ChatTokenizer(Tokenizer):
         return ids
 
     def encode_ordinary(self, text: str) -> list[int]:
-        """The base tokenizer's ids for ``text``; special-token strings get no special meaning."""
-        return self.base.encode(text)
+        """The base tokenizer's ids for ``text``; special-token strings (the base's own too) get no special meaning."""
+        plain = getattr(self.base, "encode_ordinary", None)  # a BPE base may have special tokens of its own
+        return plain(text) if plain is not None else self.base.encode(text)
 
     def decode(self, ids: Iterable[int]) -> str:
         """Base ids through the base tokenizer (in runs, so BPE bytes join up), specials as their strings."""

@@ -42,13 +42,13 @@ class ChatBox(StaticFallback, widgets.VBox):
         self.session = session
         self.turns: list[tuple[str, str]] = []
         self.text_input = widgets.Text(placeholder="type a message, then press Enter or send",
-                                       layout=widgets.Layout(width="560px"))  # fmt: skip
+                                       continuous_update=False, layout=widgets.Layout(width="560px"))  # fmt: skip
         self.send_button = widgets.Button(description="send", button_style="primary")
         self.reset_button = widgets.Button(description="reset", tooltip="forget the conversation")
         self.status = widgets.HTML()
         self.transcript = widgets.HTML(transcript_html(self.turns))
         self.send_button.on_click(lambda _: self._send_from_box())
-        self.text_input.on_submit(lambda _: self._send_from_box())
+        self.text_input.observe(lambda _: self._send_from_box(), "value")  # Enter (or leaving the box) sends
         self.reset_button.on_click(lambda _: self.reset())
         controls = widgets.HBox([self.text_input, self.send_button, self.reset_button])
         super().__init__([self.transcript, controls, self.status])
