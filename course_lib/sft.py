@@ -36,7 +36,7 @@ from course_lib.schedule import configure_optimizer, lr_at
 from course_lib.tokenizers import ChatTokenizer
 
 __all__ = ["Example", "FineTuneConfig", "SFTData", "Speech", "answer_questions", "choice_log_probs",
-           "continuation_requests", "fine_tune", "fits", "next_speaker_questions", "frequency_baseline", "masked_cross_entropy",
+           "continuation_requests", "fine_tune", "fits", "next_speaker_questions", "shown_speakers", "frequency_baseline", "masked_cross_entropy",
            "speaker_questions", "speeches"]  # fmt: skip
 
 _SPEAKER = re.compile(r"[A-Z][A-Z' ]*[A-Z]:")  # "GREMIO:", "KING RICHARD III:", "LADY CAPULET:"
@@ -137,6 +137,11 @@ def next_speaker_questions(text: str, *, n_context: int = 2, snippet_chars: int 
         speaker = all_speeches[i].speaker
         out.append(Example((ask, Message("assistant", speaker)), "next speaker", speaker))
     return out
+
+
+def shown_speakers(question: Example) -> list[str]:
+    """The speakers a "Who speaks next?" question shows, oldest first."""
+    return [line.split(":")[0] for line in question.prompt.split("\n")[1:]]
 
 
 def continuation_requests(text: str, *, max_line_chars: int = 60) -> list[Example]:

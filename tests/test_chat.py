@@ -144,6 +144,8 @@ def test_next_speaker_questions():
     assert sft.next_speaker_questions(TEXT, n_context=3, snippet_chars=0)[0].prompt == \
         "Who speaks next?\nGREMIO\nBAPTISTA\nPETRUCHIO"  # fmt: skip
     assert sft._snippet("abcdefghijklmnopqrstuvwxyz", 5) == "abcde"  # no space to cut at
+    assert [sft.shown_speakers(q) for q in qs] == [["GREMIO", "BAPTISTA"], ["BAPTISTA", "PETRUCHIO"],
+                                                  ["PETRUCHIO", "BAPTISTA"]]  # fmt: skip
 
 
 def test_sft_data_pads_and_masks():

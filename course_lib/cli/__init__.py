@@ -102,9 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--prompt", default="\n", help="text to continue (default: a newline)")
     chat = sub.add_parser("chat", help="talk to a fine-tuned checkpoint (a base model continues each line you type)")
     _sampling_flags(chat)
-    info = sub.add_parser("info", help="print a checkpoint's metadata and model summary")
-    info.add_argument("--ckpt", required=True, help="a run folder (its best checkpoint) or a ckpt-XXXXXX folder")
-    info.add_argument("--device", help="where to run the summary's forward pass (default: cpu)")
+    info = sub.add_parser("info", help="print a checkpoint's metadata and model summary, or check the device")
+    info.add_argument("--ckpt", help="a run folder (its best checkpoint) or a ckpt-XXXXXX folder")
+    info.add_argument("--device", help="where to run the summary's forward pass (default: cpu); with "
+                      "--check-device, the device to check (default: the one the course would pick)")
+    info.add_argument("--check-device", action="store_true",
+                      help="train a tiny GPT for 40 steps on the CPU and on the device and compare the losses")
     bench = sub.add_parser("bench", help="run the repository's bench/bench_*.py scripts")
     bench.add_argument("--quick", action="store_true", help="pass --quick to every script")
     return parser

@@ -1,4 +1,5 @@
-"""Day 21: ``python -m course_lib info``: what a checkpoint holds, and its model summary.
+"""Day 21: ``python -m course_lib info``: what a checkpoint holds, and its model summary;
+``info --check-device``: whether the accelerator trains like the CPU (:mod:`course_lib.device_check`).
 
 Prints the manifest (step, losses, wall time, versions, model and training configs, the
 tokenizer) and :func:`course_lib.model.summary` of the model on one window of
@@ -12,6 +13,7 @@ from typing import Any
 
 import torch
 
+from course_lib.cli import UsageError
 from course_lib.cli.common import load_for_inference, pick_device, tokenizer_kind
 from course_lib.model import summary
 
@@ -39,7 +41,25 @@ def describe_checkpoint(meta: dict[str, Any]) -> list[str]:
     return lines
 
 
+def check(args: argparse.Namespace) -> int:
+    """``info --check-device``: the CPU against the device; exit code 1 when they disagree."""
+    from course_lib.device_check import check_device
+
+    device = pick_device(args.device)
+    if device.type == "cpu":
+        print("the course would train on the CPU here (no CUDA GPU or Apple MPS device is available, or "
+              "--device cpu / COURSE_DEVICE=cpu asked for it): there is no other device to compare it with.")
+        return 0
+    report = check_device(device)
+    print(report)
+    return 0 if report.ok else 1
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.check_device:
+        return check(args)
+    if args.ckpt is None:
+        raise UsageError("info needs --ckpt (a run folder or a ckpt-XXXXXX folder), or --check-device.")
     device = pick_device(args.device or "cpu")
     ckpt, tok = load_for_inference(args.ckpt, device)
     model = ckpt.model
