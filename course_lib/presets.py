@@ -39,6 +39,7 @@ if TYPE_CHECKING:  # imported inside the methods: --help must answer without imp
 
 ARCHS = ("classic", "modern")  # GPTConfig.classic (GPT-2) or GPTConfig.modern (Llama)
 TOKENIZERS = ("char", "bpe")
+OPTIMIZERS = ("adamw", "muon")  # torch.optim.AdamW, or course_lib.muon.Muon (AdamW for what is not a block matrix)
 DEFAULT_PRESET = "shakespeare-char-cpu"  # what `python -m course_lib train` runs without --preset
 DEFAULT_BPE_VOCAB = 512  # --tokenizer bpe without --vocab-size: 256 byte tokens + 256 merges
 
@@ -71,6 +72,8 @@ class Recipe:
     weight_decay: float = 0.1  # AdamW decay on matrices and embeddings
     beta2: float = 0.99  # AdamW's second-moment decay; 0.99 suits small batches (nanoGPT)
     grad_clip: float = 1.0  # max gradient norm; 0 turns clipping off
+    optimizer: str = "adamw"  # "adamw", or "muon" for the blocks' matrices (AdamW for the rest)
+    muon_lr: float = 0.02  # Muon's peak rate (optimizer="muon" only)
     eval_interval: int = 250  # steps between evaluations (and checkpoints)
     eval_iters: int = 40  # batches per split in each loss estimate
     seed: int = 1337  # model initialisation and batch draws
@@ -155,7 +158,7 @@ class Recipe:
         settings: dict[str, Any] = dict(
             max_iters=self.max_iters, batch_size=self.batch_size, lr=self.lr, min_lr=self.min_lr,
             warmup_iters=self.warmup_iters, weight_decay=self.weight_decay, betas=(0.9, self.beta2),
-            grad_clip=self.grad_clip, eval_interval=self.eval_interval, eval_iters=self.eval_iters, seed=self.seed,
+            grad_clip=self.grad_clip, optimizer=self.optimizer, muon_lr=self.muon_lr, eval_interval=self.eval_interval, eval_iters=self.eval_iters, seed=self.seed,
         )  # fmt: skip
         clash = sorted(set(settings) & set(runtime))
         if clash:

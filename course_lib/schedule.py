@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from course_lib.config import ConfigError, check_int, from_dict_strict, is_finite_number
+from course_lib.presets import OPTIMIZERS
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -49,6 +50,9 @@ class TrainConfig:
     lr_decay_iters: int | None = None  # step where the cosine reaches min_lr; None: max_iters
     weight_decay: float = 0.1  # AdamW decay on matrices and embeddings only
     betas: tuple[float, float] = (0.9, 0.95)  # beta2 0.95 is steadier than 0.999 for GPTs
+    optimizer: str = "adamw"  # "adamw", or "muon": Muon on the blocks' matrices, AdamW on the rest
+    muon_lr: float = 0.02  # Muon's peak rate; its groups follow the schedule scaled by muon_lr / lr
+    muon_momentum: float = 0.95  # Muon's momentum (Nesterov)
     grad_clip: float = 1.0  # max global gradient norm; 0 turns clipping off
     grad_accum_steps: int = 1  # micro-batches per step: effective batch = batch_size * this
     eval_interval: int = 200  # steps between evaluations
@@ -91,6 +95,13 @@ class TrainConfig:
                 raise ConfigError("betas", f"beta{i} must be in [0, 1), got {beta!r}: Adam's betas are the decay "
                                            "rates of its running averages (e.g. 0.9 and 0.95)")
         self.betas = betas
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError("optimizer", f"optimizer={self.optimizer!r}: use one of {', '.join(OPTIMIZERS)}")
+        if not is_finite_number(self.muon_lr) or self.muon_lr <= 0:
+            raise ConfigError("muon_lr", f"muon_lr must be a positive finite number (e.g. 0.02), got {self.muon_lr!r}")
+        if not is_finite_number(self.muon_momentum) or not 0 <= self.muon_momentum < 1:
+            raise ConfigError("muon_momentum", f"muon_momentum must be in [0, 1) (e.g. 0.95), "
+                                               f"got {self.muon_momentum!r}")
         if not is_finite_number(self.grad_clip) or self.grad_clip < 0:
             raise ConfigError("grad_clip", f"grad_clip must be a finite number >= 0 (0 turns clipping off), "
                                            f"got {self.grad_clip!r}")
@@ -138,15 +149,29 @@ def configure_optimizer(
     lr: float,
     betas: tuple[float, float],
     device: torch.device | str = "cpu",
-) -> torch.optim.AdamW:
-    """AdamW with weight decay on matrices and embeddings only.
+    optimizer: str = "adamw",
+    muon_lr: float = 0.02,
+    muon_momentum: float = 0.95,
+) -> torch.optim.Optimizer:
+    """AdamW with weight decay on matrices and embeddings only (or Muon, see below).
 
     Group 0 holds every trainable parameter with ``dim >= 2`` (linear weights, embeddings)
     and decays with ``weight_decay``; group 1 holds biases and normalisation weights
     (``dim < 2``) with no decay: shrinking a bias or a LayerNorm gain towards zero is not
     regularisation. Tied parameters (an embedding shared with the output head) appear once.
     On CUDA the fused kernel is used: one launch for the whole update.
+
+    ``optimizer="muon"``: :class:`course_lib.muon.Muon`, which moves the weight matrices of
+    the transformer blocks by orthogonalised momentum at ``muon_lr`` and everything else by
+    AdamW as above (same decay rule).
     """
+    if optimizer == "muon":
+        from course_lib.muon import Muon, muon_param_groups
+
+        return Muon(muon_param_groups(model, weight_decay), lr=lr, muon_lr=muon_lr, momentum=muon_momentum,
+                    betas=tuple(betas))  # fmt: skip
+    if optimizer != "adamw":
+        raise ValueError(f"unknown optimizer {optimizer!r}: use one of {', '.join(OPTIMIZERS)}")
     params = [p for p in model.parameters() if p.requires_grad]  # parameters() de-duplicates ties
     if not params:
         raise ValueError("the model has no trainable parameters: check requires_grad")

@@ -183,7 +183,8 @@ class Trainer:
             raise ValueError("this GPU has no bfloat16 support: use dtype='float16' or 'auto'")
         self.scaler = _grad_scaler(self.device, enabled=self.ptdtype == torch.float16)  # float16 only
         self.raw_model = model.to(self.device)
-        self.optimizer = configure_optimizer(self.raw_model, cfg.weight_decay, cfg.lr, cfg.betas, self.device)
+        self.optimizer = configure_optimizer(self.raw_model, cfg.weight_decay, cfg.lr, cfg.betas, self.device,
+                                             cfg.optimizer, cfg.muon_lr, cfg.muon_momentum)
         self._compiling = cfg.compile  # until the first step has run compiled, or fallen back
         self._wrap(torch.compile(self.raw_model) if cfg.compile else self.raw_model)
         self.generator = torch.Generator().manual_seed(cfg.seed + self.rank)  # each rank its own batches
@@ -264,8 +265,8 @@ class Trainer:
 
     def _step(self) -> torch.Tensor:
         cfg, accum = self.cfg, self.cfg.grad_accum_steps
-        for group in self.optimizer.param_groups:
-            group["lr"] = cfg.lr_at(self.step)
+        for group in self.optimizer.param_groups:  # Muon's groups run at lr_ratio times the schedule
+            group["lr"] = cfg.lr_at(self.step) * group.get("lr_ratio", 1.0)
         for micro in range(accum):
             x, y = get_batch(self.train_data, self.block_size, cfg.batch_size, self.generator, self.device)  # (B, T)
             last = micro == accum - 1
