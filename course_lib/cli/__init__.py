@@ -20,7 +20,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from course_lib.presets import ARCHS, DEFAULT_BPE_VOCAB, DEFAULT_PRESET, PRESETS, TOKENIZERS
+from course_lib.presets import ARCHS, DEFAULT_BPE_VOCAB, DEFAULT_PRESET, OPTIMIZERS, PRESETS, TOKENIZERS
 
 
 class UsageError(Exception):
@@ -77,6 +77,9 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
                        ("warmup-iters", int), ("weight-decay", float), ("beta2", float), ("grad-clip", float),
                        ("eval-interval", int), ("eval-iters", int), ("seed", int)):  # fmt: skip
         g.add_argument(f"--{flag}", type=kind, help=f"(default {getattr(d, flag.replace('-', '_'))})")
+    g.add_argument("--optimizer", choices=OPTIMIZERS, help=f"muon: Muon for the blocks' matrices, AdamW for the "
+                                                          f"rest (default {d.optimizer})")
+    g.add_argument("--muon-lr", type=float, help=f"Muon's peak learning rate (default {d.muon_lr})")
 
 
 def _sampling_flags(p: argparse.ArgumentParser) -> None:
@@ -108,8 +111,15 @@ def build_parser() -> argparse.ArgumentParser:
                       "--check-device, the device to check (default: the one the course would pick)")
     info.add_argument("--check-device", action="store_true",
                       help="train a tiny GPT for 40 steps on the CPU and on the device and compare the losses")
-    bench = sub.add_parser("bench", help="run the repository's bench/bench_*.py scripts")
-    bench.add_argument("--quick", action="store_true", help="pass --quick to every script")
+    bench = sub.add_parser("bench", help="run the repository's bench/bench_*.py scripts, or the CPU speedrun")
+    bench.add_argument("what", nargs="?", choices=["speedrun"],
+                       help="speedrun: train until the yardstick reaches 1.70, then 1.55 nats/char, and time it")
+    bench.add_argument("--quick", action="store_true", help="pass --quick to every script (speedrun: 30 steps "
+                                                           "of a tiny model, a smoke test, never recorded)")
+    bench.add_argument("--record", metavar="FILE", help="speedrun: append the result to this JSON list of "
+                                                        "records (default: bench/results/speedrun.json in a "
+                                                        "source checkout)")
+    bench.add_argument("--no-record", action="store_true", help="speedrun: print the result, save nothing")
     return parser
 
 

@@ -22,6 +22,8 @@ def bench_dir() -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
+    if getattr(args, "what", None) == "speedrun":
+        return run_speedrun_command(args)
     folder = bench_dir()
     scripts = sorted(folder.glob("bench_*.py"))
     if not scripts:
@@ -42,4 +44,38 @@ def run(args: argparse.Namespace) -> int:
     if failed:
         print(f"{len(failed)} of {len(results)} benchmarks failed: {', '.join(failed)}", file=sys.stderr)
         return 1
+    return 0
+
+
+def run_speedrun_command(args: argparse.Namespace) -> int:
+    """``python -m course_lib bench speedrun``: the run, its splits, and the records table."""
+    import dataclasses
+
+    from course_lib.speedrun import GOALS_S, SPEEDRUN, TARGETS, append_record, load_records, records_table
+    from course_lib.speedrun import run_speedrun
+
+    recipe = SPEEDRUN
+    if args.quick:
+        recipe = dataclasses.replace(SPEEDRUN, n_layer=1, n_embd=32, n_head=2, n_kv_head=None, block_size=32,
+                                     max_iters=30, warmup_iters=5, eval_interval=10, eval_iters=2)
+    record = None if args.quick or args.no_record else Path(args.record) if args.record else (
+        bench_dir() / "results" / "speedrun.json")
+    if record is not None and not record.parent.parent.exists() and not args.record:
+        raise UsageError(f"{record.parent.parent} does not exist (the benchmarks ship with the source repository): "
+                         "pass --record FILE to keep the result elsewhere, or --no-record")
+    print(f"speedrun: {recipe.description}; targets {', '.join(f'{t:.2f}' for t in TARGETS)} nats/char on the "
+          "yardstick", flush=True)
+    result = run_speedrun(recipe, TARGETS, log=lambda line: print(line, flush=True))
+    print(f"\n| target | reached | step | training s | goal s |\n|---|---|---|---|---|")
+    for s in result.splits:
+        goal = f"{GOALS_S[s.target]:.0f}" if s.target in GOALS_S else "-"
+        if s.reached:
+            print(f"| {s.target:.2f} | {s.nats_per_char:.4f} | {s.step:,} | {s.train_s:.1f} | {goal} |")
+        else:
+            print(f"| {s.target:.2f} | not reached | - | - | {goal} |")
+    print(f"{result.steps:,} steps, {result.train_s:.1f} s of training (+{result.scoring_s:.1f} s of exact scoring, "
+          f"not counted); other processes used {result.others} of the CPUs; {result.threads} torch threads")
+    if record is not None:
+        append_record(record, result)
+        print(f"\nrecords ({record}):\n" + records_table(load_records(record)))
     return 0
