@@ -60,6 +60,8 @@ TRIALS: dict[str, tuple[str, dict]] = {
     "L3": ("ctx64 with 3 layers and 4,000 steps (about the same compute)", {**CTX64, "n_layer": 3, "max_iters": 4000}),
     "w192": ("ctx64 at width 192, 6 heads, 3,000 steps (about the same compute)",
              {**CTX64, "n_embd": 192, "n_head": 6, "max_iters": 3000}),
+    "muon-x3000": ("ctx64 with Muon (muon_lr 0.01) on the blocks' matrices and 3,000 steps",
+                   {**CTX64, "optimizer": "muon", "muon_lr": 0.01, "max_iters": 3000}),
     "bpe512": ("BPE-512 tokens, context 64 tokens, 12 windows a step, 3,000 steps (day 21's BPE model)",
                {"tokenizer": "bpe", "vocab_size": 512, "block_size": 64, "batch_size": 12, "max_iters": 3000,
                 "warmup_iters": 300, "min_lr": 3e-5}),
