@@ -28,7 +28,6 @@ import dataclasses
 import datetime
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -37,12 +36,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from bench_training import cpu_busy_seconds, others_share  # noqa: E402
 from course_lib.atomic import atomic_write_text  # noqa: E402
 from course_lib.device import seed_everything  # noqa: E402
 from course_lib.lm_eval import score_text, score_windows, shakespeare_splits  # noqa: E402
 from course_lib.model import GPT  # noqa: E402
 from course_lib.presets import PRESETS  # noqa: E402
+from course_lib.speedrun import cpu_busy_seconds, git_commit, others_share  # noqa: E402
 from course_lib.trainer import Trainer  # noqa: E402
 
 BASE = "shakespeare-char-cpu"
@@ -74,15 +73,6 @@ TRIALS: dict[str, tuple[str, dict]] = {
 }
 
 
-def commit() -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True,
-                             cwd=Path(__file__).resolve().parent)
-        return out.stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
 def run_trial(name: str, changes: dict, quick: bool, compile: bool = False) -> dict:
     recipe = dataclasses.replace(PRESETS[BASE], **changes)
     if quick:
@@ -103,7 +93,7 @@ def run_trial(name: str, changes: dict, quick: bool, compile: bool = False) -> d
         "trial": name + (" (compiled)" if compile else ""), "changes": changes, "compiled": compile, "nats_per_char": round(sliding.nats_per_char, 4),
         "non_overlapping": round(cut.total_nats / sliding.n_chars, 4), "params": model.num_parameters(non_embedding=False),
         "steps": recipe.max_iters, "train_s": round(seconds, 1), "ms_per_step": round(1000 * seconds / recipe.max_iters, 1),
-        "others": others, "date": datetime.date.today().isoformat(), "commit": commit(),
+        "others": others, "date": datetime.date.today().isoformat(), "commit": git_commit(),
     }
 
 

@@ -49,6 +49,7 @@ from course_lib.data import load_text, train_val_split  # noqa: E402
 from course_lib.device import seed_everything  # noqa: E402
 from course_lib.model import GPT  # noqa: E402
 from course_lib.presets import PRESETS, Recipe  # noqa: E402
+from course_lib.speedrun import cpu_busy_seconds, others_share  # noqa: E402
 from course_lib.trainer import EvalRecord, Trainer  # noqa: E402
 
 TARGETS = (1.886, 1.70)  # nanoGPT's CPU recipe ends at 1.886; 1.70 is the 5-minute goal
@@ -78,25 +79,6 @@ class RunLog:
     milestones: dict[float, Milestone] = field(default_factory=dict)
     excluded_s: float = 0.0  # time spent in this callback (full-split losses), taken out of wall_s
     n_full: int = 0  # full-split measurements made along the way
-
-
-def cpu_busy_seconds() -> float | None:
-    """Seconds of CPU time used by every process since boot (Linux /proc/stat), or None elsewhere."""
-    try:
-        with open("/proc/stat", encoding="ascii") as f:
-            fields = [int(v) for v in f.readline().split()[1:]]
-    except (OSError, ValueError):
-        return None
-    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")  # all but idle and iowait
-
-
-def others_share(busy_before: float | None, own_before: float, wall: float) -> str:
-    """Share of the machine's CPUs that other processes used since ``busy_before``, as text."""
-    busy_after = cpu_busy_seconds()
-    if busy_before is None or busy_after is None or wall <= 0:
-        return "unknown"
-    own = time.process_time() - own_before
-    return f"{max(0.0, busy_after - busy_before - own) / (wall * (os.cpu_count() or 1)):.0%}"
 
 
 def full_val_loss(model: torch.nn.Module, val_ids: torch.Tensor, block_size: int, limit: int | None) -> float:
