@@ -155,6 +155,49 @@ def run_speedrun(recipe: Recipe = SPEEDRUN, targets: tuple[float, ...] = TARGETS
                           commit=git_commit())  # fmt: skip
 
 
+def train_steps(recipe: Recipe, steps: int, tok: Any, train_ids: Any, val_ids: Any, *, device: Any = "cpu",
+                eval_iters: int = 8) -> tuple[Any, Any, float]:
+    """Train ``recipe``'s GPT from its seed for ``steps`` steps, warm-up (5%) and cosine sized to them.
+
+    Returns ``(model, history, seconds)``: the seconds of ``Trainer.fit`` (its eight loss
+    estimates included). Part 3's AdamW-against-Muon race and ``bench/bench_optimizers.py``
+    train this way, so a run of ``steps`` means the same schedule in both.
+    """
+    from course_lib.device import seed_everything
+    from course_lib.model import GPT
+    from course_lib.trainer import Trainer
+
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be a whole number of at least 1, got {steps!r}")
+    r = dataclasses.replace(recipe, max_iters=steps, warmup_iters=max(steps // 20, 1),
+                            eval_interval=max(steps // 8, 1), eval_iters=eval_iters)  # fmt: skip
+    seed_everything(r.seed)
+    model = GPT(r.model_config(tok.vocab_size))
+    trainer = Trainer(model, train_ids, val_ids, r.train_config(progress=False, dtype="float32"), device=device)
+    t0 = time.perf_counter()
+    history = trainer.fit()
+    return model, history, time.perf_counter() - t0
+
+
+def equal_time_steps(recipes: dict[str, Recipe], seconds: float, probe_steps: int, tok: Any, train_ids: Any,
+                     val_ids: Any, *, device: Any = "cpu", rounds: int = 2) -> tuple[dict[str, float], dict[str, int]]:
+    """How many steps of each recipe fit in ``seconds`` of training: ``(ms_per_step, steps)``.
+
+    Each recipe trains ``probe_steps`` steps ``rounds`` times, the recipes alternating so that
+    all see the same machine, and the fastest of its timings counts: a moment of load on the
+    machine slows one probe, not the comparison.
+    """
+    if not seconds > 0 or probe_steps < 1 or rounds < 1:
+        raise ValueError(f"seconds, probe_steps and rounds must be positive, got {seconds}, {probe_steps}, {rounds}")
+    times: dict[str, list[float]] = {label: [] for label in recipes}
+    for _ in range(rounds):
+        for label, recipe in recipes.items():
+            times[label].append(1000 * train_steps(recipe, probe_steps, tok, train_ids, val_ids, device=device,
+                                                   eval_iters=1)[2] / probe_steps)  # fmt: skip
+    ms = {label: min(t) for label, t in times.items()}
+    return ms, {label: max(int(seconds * 1000 / ms[label]), 10) for label in ms}
+
+
 def load_records(path: Path) -> list[dict[str, Any]]:
     """The records saved in ``path`` (a JSON list), oldest first; [] if the file does not exist."""
     if not path.exists():

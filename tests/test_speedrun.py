@@ -109,3 +109,26 @@ def test_the_command_prints_the_splits_and_records_unless_told_not_to(tmp_path, 
     assert main(["bench", "speedrun", "--record", str(path), "--no-record"]) == 0
     assert main(["bench", "speedrun", "--quick", "--record", str(path)]) == 0  # a smoke test is never kept
     assert len(load_records(path)) == 1
+
+
+def test_train_steps_is_seeded_and_sizes_its_schedule_and_equal_time_steps_fits_the_budget():
+    from course_lib.lm_eval import shakespeare_splits
+    from course_lib.tokenizers import CharTokenizer
+
+    train_text, val_text = shakespeare_splits()
+    tok = CharTokenizer.from_text(train_text + val_text)
+    tr, va = torch.tensor(tok.encode(train_text[:50_000])), torch.tensor(tok.encode(val_text[:5_000]))
+    a, history, seconds = speedrun.train_steps(TINY, 16, tok, tr, va, eval_iters=1)
+    b, _, _ = speedrun.train_steps(TINY, 16, tok, tr, va, eval_iters=1)
+    for (name, p), q in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
+        assert torch.equal(p, q), f"{name}: the same recipe and steps should give the same weights"
+    assert history.iters[-1] == 16 and len(history.iters) == 9 and seconds > 0  # evaluated every 16 // 8 steps
+    ms, steps = speedrun.equal_time_steps({"a": TINY, "b": dataclasses.replace(TINY, optimizer="adamw")}, 0.5, 3,
+                                          tok, tr, va, rounds=1)
+    assert set(ms) == set(steps) == {"a", "b"}
+    for label in ms:
+        assert ms[label] > 0 and steps[label] == max(int(500 / ms[label]), 10)
+    with pytest.raises(ValueError, match="steps"):
+        speedrun.train_steps(TINY, 0, tok, tr, va)
+    with pytest.raises(ValueError, match="positive"):
+        speedrun.equal_time_steps({"a": TINY}, 0, 3, tok, tr, va)
