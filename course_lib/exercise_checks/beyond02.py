@@ -5,12 +5,12 @@ from __future__ import annotations
 import math
 import numbers
 import random
-from functools import lru_cache
 from typing import Any
 
 import torch
 
 from course_lib.exercises import call_reported as _call
+from course_lib.exercise_checks.tiny import heldout_batches, mean_loss, tiny_shakespeare, train_tiny
 from course_lib.exercises import Wrong, exercise
 from course_lib.model import GPT, GPTConfig
 
@@ -163,40 +163,19 @@ def _tiny_muon_settings(answer: Any) -> dict[str, float]:
     return s
 
 
-@lru_cache(maxsize=1)
-def _tiny_data() -> tuple[torch.Tensor, torch.Tensor, int]:
-    from course_lib.data import load_text
-    from course_lib.tokenizers import CharTokenizer
-
-    text = load_text("tinyshakespeare")
-    tok = CharTokenizer.from_text(text)
-    ids = torch.tensor(tok.encode(text[:300_000]))
-    return ids[:270_000], ids[270_000:], tok.vocab_size
-
-
 def tiny_muon(answer: Any) -> float:
     """A 1-block GPT (width 32, context 32), 150 steps of 16 windows: Muon on the block's matrices with the
     given settings, AdamW (lr 3e-3) on the rest; the mean loss on 8 fixed held-out batches, in nats/char."""
-    from course_lib.batches import get_batch
     from course_lib.muon import Muon, muon_param_groups
 
     s = _tiny_muon_settings(answer)
-    train, val, vocab = _tiny_data()
+    train, val, vocab = tiny_shakespeare()
     torch.manual_seed(0)
     model = GPT(GPTConfig.modern(vocab_size=vocab, block_size=32, n_layer=1, n_head=2, n_embd=32))
     opt = Muon(muon_param_groups(model, 0.0), lr=3e-3, muon_lr=float(s["muon_lr"]), momentum=float(s["momentum"]),
                ns_steps=s["ns_steps"])  # fmt: skip
-    gen = torch.Generator().manual_seed(1)
-    for _ in range(TINY_MUON_STEPS):
-        x, y = get_batch(train, 32, 16, gen)
-        _, loss = model(x, y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    gen = torch.Generator().manual_seed(2)
-    with torch.no_grad():
-        losses = [model(*get_batch(val, 32, 16, gen))[1].item() for _ in range(8)]
-    return sum(losses) / len(losses)
+    train_tiny(model, opt, train, TINY_MUON_STEPS, 16)
+    return mean_loss(model, heldout_batches(val, 8, 16))
 
 
 @exercise("beyond02.ex4", title="a tiny Muon run", kind="experiment", section="section 5, AdamW against Muon")

@@ -10,6 +10,7 @@ from typing import Any
 import torch
 
 from course_lib.exercises import call_reported as _call
+from course_lib.exercise_checks.tiny import heldout_batches, mean_loss, tiny_shakespeare, train_tiny
 from course_lib.exercises import Wrong, exercise
 from course_lib.model import GPT, GPTConfig, KVCache
 
@@ -142,25 +143,13 @@ def _tiny_layout_settings(answer: Any) -> dict[str, Any]:
 def tiny_layout(answer: Any) -> float:
     """A 1-block GPT (width 32, context 32, a classic layout with the given changes), 120 AdamW steps of
     16 windows at lr 3e-3; the mean loss on 8 fixed held-out batches, in nats/char."""
-    from course_lib.batches import get_batch
-    from course_lib.exercise_checks.beyond02 import _tiny_data
-
     s = _tiny_layout_settings(answer)
-    train, val, vocab = _tiny_data()
+    train, val, vocab = tiny_shakespeare()
     torch.manual_seed(0)
     model = GPT(GPTConfig.classic(vocab_size=vocab, block_size=32, n_layer=1, n_head=2, n_embd=32, **s))
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.0)
-    gen = torch.Generator().manual_seed(1)
-    for _ in range(TINY_LAYOUT_STEPS):
-        x, y = get_batch(train, 32, 16, gen)
-        _, loss = model(x, y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    gen = torch.Generator().manual_seed(2)
-    with torch.no_grad():
-        losses = [model(*get_batch(val, 32, 16, gen))[1].item() for _ in range(8)]
-    return sum(losses) / len(losses)
+    train_tiny(model, opt, train, TINY_LAYOUT_STEPS, 16)
+    return mean_loss(model, heldout_batches(val, 8, 16))
 
 
 @exercise("beyond03.ex4", title="a tiny layout race", kind="experiment",

@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from course_lib.exercise_checks.tiny import heldout_batches, mean_loss, tiny_shakespeare, train_tiny
 from course_lib.exercises import Wrong, exercise
 from course_lib.exercises import call_reported as _call
 from course_lib.model import GPT, GPTConfig
@@ -195,32 +196,14 @@ def fake_quantize_groups(w: torch.Tensor, bits: int, group_size: int) -> torch.T
 @lru_cache(maxsize=1)
 def _tiny_model() -> tuple[GPT, tuple[tuple[torch.Tensor, torch.Tensor], ...], float]:
     """A 2-block GPT (width 64, context 32) trained for 400 steps, 16 fixed held-out batches, its loss on them."""
-    from course_lib.batches import get_batch
-    from course_lib.data import load_text
-    from course_lib.tokenizers import CharTokenizer
-
-    text = load_text("tinyshakespeare")
-    tok = CharTokenizer.from_text(text)
-    ids = torch.tensor(tok.encode(text[:300_000]))
-    train, val = ids[:270_000], ids[270_000:]
+    train, val, vocab = tiny_shakespeare()
     torch.manual_seed(0)
-    model = GPT(GPTConfig.modern(vocab_size=tok.vocab_size, block_size=32, n_layer=2, n_head=4, n_embd=64))
+    model = GPT(GPTConfig.modern(vocab_size=vocab, block_size=32, n_layer=2, n_head=4, n_embd=64))
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.1, betas=(0.9, 0.99))
-    gen = torch.Generator().manual_seed(1)
-    for _ in range(400):
-        _, loss = model(*get_batch(train, 32, 16, gen))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+    train_tiny(model, opt, train, 400, 16)
     model.eval()
-    gen = torch.Generator().manual_seed(2)
-    batches = tuple(get_batch(val, 32, 32, gen) for _ in range(16))
-    return model, batches, _loss(model, batches)
-
-
-@torch.no_grad()
-def _loss(model: GPT, batches: tuple[tuple[torch.Tensor, torch.Tensor], ...]) -> float:
-    return sum(model(x, y)[1].item() for x, y in batches) / len(batches)
+    batches = tuple(heldout_batches(val, 16, 32))
+    return model, batches, mean_loss(model, batches)
 
 
 def tiny_quant(answer: Any) -> float:
@@ -235,7 +218,7 @@ def tiny_quant(answer: Any) -> float:
         for name in block_linear_names(quantised):
             layer = quantised.get_submodule(name)
             layer.weight.copy_(fake_quantize_groups(layer.weight, s["bits"], s["group_size"]))
-    return _loss(quantised, batches) - before
+    return mean_loss(quantised, batches) - before
 
 
 @exercise("beyond04.ex4", title="bits against group size", kind="experiment",

@@ -5,13 +5,13 @@ from __future__ import annotations
 import math
 import numbers
 import random
-from functools import lru_cache
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from course_lib.exercise_checks.tiny import heldout_batches, mean_loss, tiny_shakespeare, train_tiny
 from course_lib.exercises import Wrong, exercise
 from course_lib.exercises import call_reported as _call
 
@@ -171,43 +171,25 @@ def _big_batch_settings(answer: Any) -> dict[str, float]:
     return s
 
 
-@lru_cache(maxsize=1)
-def _tiny_data() -> tuple[torch.Tensor, torch.Tensor, int]:
-    from course_lib.data import load_text
-    from course_lib.tokenizers import CharTokenizer
-
-    text = load_text("tinyshakespeare")
-    tok = CharTokenizer.from_text(text)
-    ids = torch.tensor(tok.encode(text[:300_000]))
-    return ids[:270_000], ids[270_000:], tok.vocab_size
-
-
 def big_batch_run(settings: Any, workers: int = WORKERS, steps: int = BIG_BATCH_STEPS) -> float:
     """A 1-block GPT (width 32, context 32) trained by ``workers`` data-parallel workers of 8 windows each
     for ``steps`` AdamW steps at the given ``lr`` (after a linear warm-up of ``warmup_steps``); returns the
     mean loss on 4 fixed held-out batches, in nats/char. The workers' averaged gradient is the gradient
     of their combined batch (section 1), so the run computes it as one batch of ``8 * workers``."""
-    from course_lib.batches import get_batch
     from course_lib.model import GPT, GPTConfig
 
     s = _big_batch_settings(settings)
-    train, val, vocab = _tiny_data()
+    train, val, vocab = tiny_shakespeare()
     torch.manual_seed(0)
     model = GPT(GPTConfig.modern(vocab_size=vocab, block_size=32, n_layer=1, n_head=2, n_embd=32))
     opt = torch.optim.AdamW(model.parameters(), lr=s["lr"], weight_decay=0.0)
-    gen = torch.Generator().manual_seed(1)
-    for it in range(steps):
+
+    def warm_up(it: int) -> None:
         for group in opt.param_groups:
             group["lr"] = s["lr"] * min(1.0, (it + 1) / s["warmup_steps"]) if s["warmup_steps"] else s["lr"]
-        x, y = get_batch(train, 32, WINDOWS_PER_WORKER * workers, gen)
-        _, loss = model(x, y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    gen = torch.Generator().manual_seed(2)
-    with torch.no_grad():
-        losses = [model(*get_batch(val, 32, 64, gen))[1].item() for _ in range(4)]
-    return sum(losses) / len(losses)
+
+    train_tiny(model, opt, train, steps, WINDOWS_PER_WORKER * workers, before_step=warm_up)
+    return mean_loss(model, heldout_batches(val, 4, 64))
 
 
 @exercise("beyond05.ex4", title="the learning rate of a larger batch", kind="experiment",
